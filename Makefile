@@ -1,0 +1,174 @@
+# hearth — one build for the daemon, the CLI, the plugins and the tests.
+#
+#   make            build everything under build/
+#   make run        build and start hearthd on a private loopback mosquitto
+#   make test       build and run every unit and integration test
+#   make asan       the same tests under AddressSanitizer and UBSan (build-asan/)
+#   make install    PREFIX, DESTDIR, BINDIR, LIBDIR, PLUGINDIR, SYSCONFDIR, SYSTEMDUNITDIR
+#   make deps       install missing Debian packages (apt-get, sudo when not root)
+#
+# The user's CFLAGS/LDFLAGS are kept; ours are appended. WERROR=0 for packagers.
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+PLUGINDIR ?= $(LIBDIR)/hearth/plugins
+SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= /lib/systemd/system
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR ?= $(PREFIX)/share
+
+VERSION := 0.1.0
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+WERROR ?= 1
+SANITIZE ?=
+
+ifeq ($(SANITIZE),)
+B ?= build
+else
+B ?= build-asan
+endif
+
+LIBS_CORE := libuv libmosquitto sqlite3 libcjson inih libsystemd
+DEPS_PKGS := libuv1-dev libmosquitto-dev mosquitto mosquitto-clients libsqlite3-dev \
+	libcjson-dev libcmocka-dev libinih-dev libsystemd-dev pkg-config gcc make
+
+WARN := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wno-format-nonliteral
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+OPT := -O2 -g
+ifneq ($(SANITIZE),)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
+SAN_LD := -fsanitize=$(SANITIZE)
+endif
+
+PC_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LIBS_CORE) 2>/dev/null)
+PC_LIBS = $(shell $(PKG_CONFIG) --libs $(LIBS_CORE) 2>/dev/null)
+CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+
+ALL_CFLAGS = $(WARN) $(OPT) -D_GNU_SOURCE -DHEARTH_VERSION=\"$(VERSION)\" \
+	-DHEARTH_PLUGINDIR=\"$(PLUGINDIR)\" -DHEARTH_SYSCONFDIR=\"$(SYSCONFDIR)\" \
+	-Iinclude -Isrc $(PC_CFLAGS) -MMD -MP $(CFLAGS)
+ALL_LDFLAGS = $(SAN_LD) $(LDFLAGS)
+PLUGIN_CFLAGS = $(WARN) $(OPT) -D_GNU_SOURCE -fPIC -fvisibility=hidden -Iinclude $(CFLAGS)
+
+CORE_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
+CTL_SRC := $(wildcard src/ctl/*.c)
+CTL_OBJ := $(CTL_SRC:%.c=$(B)/obj/%.o)
+PLUGIN_NAMES := $(notdir $(patsubst %/,%,$(wildcard plugins/*/)))
+PLUGIN_SOS := $(PLUGIN_NAMES:%=$(B)/plugins/%.so)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
+INTEG_SRC := $(wildcard tests/integration/test_*.c)
+INTEG_BIN := $(INTEG_SRC:tests/integration/%.c=$(B)/tests/integration/%)
+INTEG_LIB_SRC := $(filter-out $(INTEG_SRC),$(wildcard tests/integration/*.c))
+INTEG_LIB_OBJ := $(INTEG_LIB_SRC:%.c=$(B)/obj/%.o)
+FIXTURE_SRC := $(wildcard tests/fixtures/plugins/*.c)
+FIXTURE_SOS := $(FIXTURE_SRC:tests/fixtures/plugins/%.c=$(B)/tests/plugins/%.so)
+SIM_SRC := $(wildcard tests/sim/*.c)
+SIM_BIN := $(SIM_SRC:tests/sim/%.c=$(B)/tests/sim/%)
+
+.PHONY: all run test asan install uninstall clean deps check-deps unit integration format
+all: $(B)/hearthd $(B)/hearthctl $(PLUGIN_SOS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/libhearth.a: $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(B)/hearthd: $(B)/obj/src/main.o $(B)/libhearth.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) -ldl -lm
+
+$(B)/hearthctl: $(CTL_OBJ)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs libmosquitto libcjson 2>/dev/null)
+
+# Plugins: plugins/<name>/*.c -> build/plugins/<name>.so, exporting only the entry.
+# A plugin may list extra pkg-config modules in plugins/<name>/pkg-config.txt.
+define plugin_rule
+$(B)/plugins/$(1).so: $(wildcard plugins/$(1)/*.c) $(wildcard plugins/$(1)/*.h) include/hearth/plugin.h
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(PLUGIN_CFLAGS) $$(shell $$(PKG_CONFIG) --cflags $$(shell cat plugins/$(1)/pkg-config.txt 2>/dev/null) 2>/dev/null) \
+		-shared -o $$@ $(wildcard plugins/$(1)/*.c) $$(ALL_LDFLAGS) \
+		$$(shell $$(PKG_CONFIG) --libs $$(shell cat plugins/$(1)/pkg-config.txt 2>/dev/null) 2>/dev/null) -lm
+endef
+$(foreach p,$(PLUGIN_NAMES),$(eval $(call plugin_rule,$(p))))
+
+$(B)/tests/plugins/%.so: tests/fixtures/plugins/%.c include/hearth/plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -shared -o $@ $< $(ALL_LDFLAGS) -lpthread
+
+$(B)/tests/unit/%: tests/unit/%.c $(B)/libhearth.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/unit -o $@ $< $(B)/libhearth.a \
+		$(ALL_LDFLAGS) $(CMOCKA_LIBS) $(PC_LIBS) -ldl -lm -lpthread
+
+$(B)/tests/integration/%: tests/integration/%.c $(INTEG_LIB_OBJ) $(B)/libhearth.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/integration -o $@ $< $(INTEG_LIB_OBJ) \
+		$(B)/libhearth.a $(ALL_LDFLAGS) $(CMOCKA_LIBS) $(PC_LIBS) -ldl -lm -lpthread
+
+$(B)/tests/sim/%: tests/sim/%.c $(B)/libhearth.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libhearth.a $(ALL_LDFLAGS) $(PC_LIBS) -ldl -lm -lpthread
+
+TEST_BUILD := all $(UNIT_BIN) $(INTEG_BIN) $(FIXTURE_SOS) $(SIM_BIN)
+
+# Every test binary runs; the runner prints one summary line and fails on any failure.
+test: deps
+	@$(MAKE) --no-print-directory $(TEST_BUILD)
+	@B=$(B) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN)
+
+unit: $(UNIT_BIN) $(FIXTURE_SOS)
+	@B=$(B) sh tests/run.sh $(UNIT_BIN)
+
+integration: $(TEST_BUILD)
+	@B=$(B) sh tests/run.sh $(INTEG_BIN)
+
+asan: deps
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined test
+
+run: deps all
+	@sh scripts/run-dev.sh $(B)
+
+# Missing Debian packages are installed; nothing happens when all are there.
+deps:
+	@missing=""; for p in $(DEPS_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(SYSCONFDIR)/hearth \
+		$(DESTDIR)$(INCLUDEDIR)/hearth $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 755 $(B)/hearthd $(B)/hearthctl $(DESTDIR)$(BINDIR)/
+	install -m 644 $(PLUGIN_SOS) $(DESTDIR)$(PLUGINDIR)/
+	install -m 644 include/hearth/plugin.h $(DESTDIR)$(INCLUDEDIR)/hearth/
+	test -e $(DESTDIR)$(SYSCONFDIR)/hearth/hearth.conf || \
+		install -m 640 config/hearth.conf $(DESTDIR)$(SYSCONFDIR)/hearth/hearth.conf
+	printf 'prefix=%s\nincludedir=%s\nplugindir=%s\n\nName: hearth-plugin\nDescription: hearth plugin ABI\nVersion: %s\nCflags: -I$${includedir}\n' \
+		"$(PREFIX)" "$(INCLUDEDIR)" "$(PLUGINDIR)" "$(VERSION)" > $(DESTDIR)$(LIBDIR)/pkgconfig/hearth-plugin.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/hearthd $(DESTDIR)$(BINDIR)/hearthctl
+	rm -f $(PLUGIN_NAMES:%=$(DESTDIR)$(PLUGINDIR)/%.so)
+	rm -f $(DESTDIR)$(INCLUDEDIR)/hearth/plugin.h $(DESTDIR)$(LIBDIR)/pkgconfig/hearth-plugin.pc
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(B)/obj $(B)/tests $(B)/plugins -name '*.d' 2>/dev/null)

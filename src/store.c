@@ -1,0 +1,979 @@
+/*
+ * Schema notes beyond store.h (no extra columns):
+ *   - state is a WITHOUT ROWID table: its primary key (device_id, attribute)
+ *     is then its only b-tree, so a state upsert writes one tree, not two.
+ *   - devices.description_by_user is INTEGER 0/1; devices.capabilities,
+ *     state.value, history.value and events.data hold unformatted JSON text.
+ *   - schema_version holds exactly one row.
+ *   - No foreign keys: a state row whose device is gone is skipped at load.
+ *
+ * history_days = 0 keeps no time series at all: neither history nor event
+ * rows are written, and rows left from earlier runs are pruned in batches.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+
+#define BUSY_TIMEOUT_MS 2000
+#define QUEUE_MAX 100000
+#define DAY_MS 86400000LL
+/* With nothing queued, old rows are looked for at most this often. */
+#define IDLE_PRUNE_INTERVAL_MS 60000
+#define LOAD_SKIP_LOG_MAX 10
+#define NAME_MAX_BYTES REGISTRY_NAME_MAX
+#define MSG_LEN 512
+
+static const struct migration {
+	int version;
+	const char *sql;
+} migrations[] = {
+	{1, "CREATE TABLE devices("
+	    " id TEXT PRIMARY KEY NOT NULL,"
+	    " name TEXT NOT NULL UNIQUE,"
+	    " plugin TEXT NOT NULL,"
+	    " vendor TEXT, model TEXT, description TEXT,"
+	    " description_by_user INTEGER NOT NULL DEFAULT 0,"
+	    " room TEXT,"
+	    " capabilities TEXT NOT NULL DEFAULT '[]',"
+	    " created_ms INTEGER NOT NULL,"
+	    " updated_ms INTEGER NOT NULL);"
+	    "CREATE TABLE state("
+	    " device_id TEXT NOT NULL, attribute TEXT NOT NULL, value TEXT NOT NULL,"
+	    " updated_ms INTEGER NOT NULL,"
+	    " PRIMARY KEY(device_id, attribute)) WITHOUT ROWID;"
+	    "CREATE TABLE history("
+	    " id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, attribute TEXT NOT NULL,"
+	    " value TEXT NOT NULL, ts_ms INTEGER NOT NULL);"
+	    "CREATE INDEX history_ts ON history(ts_ms);"
+	    "CREATE INDEX history_device ON history(device_id, attribute, ts_ms);"
+	    "CREATE TABLE events("
+	    " id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, device_id TEXT,"
+	    " type TEXT NOT NULL, data TEXT);"
+	    "CREATE INDEX events_ts ON events(ts_ms);"},
+};
+
+enum stmt_id {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_DEV_PUT,
+	S_DEV_DELETE,
+	S_STATE_DELETE_DEV,
+	S_STATE_PUT,
+	S_HISTORY_ADD,
+	S_EVENT_ADD,
+	S_HISTORY_PRUNE,
+	S_EVENT_PRUNE,
+	S_DEV_LOAD,
+	S_STATE_LOAD,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_DEV_PUT] = "INSERT INTO devices(id, name, plugin, vendor, model, description,"
+		      " description_by_user, room, capabilities, created_ms, updated_ms)"
+		      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)"
+		      " ON CONFLICT(id) DO UPDATE SET name = excluded.name,"
+		      " plugin = excluded.plugin, vendor = excluded.vendor,"
+		      " model = excluded.model, description = excluded.description,"
+		      " description_by_user = excluded.description_by_user,"
+		      " room = excluded.room, capabilities = excluded.capabilities,"
+		      " updated_ms = excluded.updated_ms",
+	[S_DEV_DELETE] = "DELETE FROM devices WHERE id = ?1",
+	[S_STATE_DELETE_DEV] = "DELETE FROM state WHERE device_id = ?1",
+	[S_STATE_PUT] = "INSERT INTO state(device_id, attribute, value, updated_ms)"
+			" VALUES(?1, ?2, ?3, ?4) ON CONFLICT(device_id, attribute)"
+			" DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+	[S_HISTORY_ADD] = "INSERT INTO history(device_id, attribute, value, ts_ms)"
+			  " VALUES(?1, ?2, ?3, ?4)",
+	[S_EVENT_ADD] = "INSERT INTO events(ts_ms, device_id, type, data) VALUES(?1, ?2, ?3, ?4)",
+	[S_HISTORY_PRUNE] = "DELETE FROM history WHERE id IN (SELECT id FROM history"
+			    " WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
+	[S_EVENT_PRUNE] = "DELETE FROM events WHERE id IN (SELECT id FROM events"
+			  " WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
+	[S_DEV_LOAD] = "SELECT id, name, plugin, vendor, model, description,"
+		       " description_by_user, room, capabilities"
+		       " FROM devices ORDER BY created_ms, rowid",
+	[S_STATE_LOAD] = "SELECT device_id, attribute, value, updated_ms FROM state",
+};
+
+enum entry_kind { ENTRY_STATE, ENTRY_EVENT };
+
+/* One queued state update or event; its strings live in text[]. */
+struct entry {
+	struct entry *next;
+	int64_t ts_ms;
+	enum entry_kind kind;
+	bool superseded;       /* a later update of the same attribute is queued */
+	const char *device_id; /* NULL for an event about no device */
+	const char *name;      /* attribute, or event type */
+	const char *json;      /* value, or event data (may be NULL) */
+	char text[];
+};
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *stmt[S_COUNT];
+	int version;
+	struct entry *head, *tail;
+	size_t n_queued;
+	uint64_t n_dropped;	 /* entries dropped since the last good flush */
+	uint64_t n_failed;	 /* flushes failed in the current streak */
+	int history_days;	 /* as last given to store_flush; -1 before */
+	bool pruned_once;
+	bool prune_backlog;	 /* the last prune hit its batch limit */
+	int64_t last_prune_ms;
+	struct store_stats stats;
+	char msg[MSG_LEN]; /* the last failure, for the log line */
+};
+
+static void set_err(char *err, size_t err_len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t err_len, const char *fmt, ...)
+{
+	if (!err || !err_len)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, err_len, fmt, ap);
+	va_end(ap);
+}
+
+static const struct {
+	int sqlite_rc;
+	int err;
+} rc_map[] = {
+	{SQLITE_FULL, -ENOSPC},	    {SQLITE_READONLY, -EROFS}, {SQLITE_NOMEM, -ENOMEM},
+	{SQLITE_BUSY, -EBUSY},	    {SQLITE_LOCKED, -EBUSY},   {SQLITE_CONSTRAINT, -EEXIST},
+	{SQLITE_CANTOPEN, -EACCES}, {SQLITE_PERM, -EACCES},
+};
+
+/* A negative errno for an SQLite result code (extended codes accepted). */
+static int errno_of(int rc)
+{
+	for (size_t i = 0; i < sizeof(rc_map) / sizeof(rc_map[0]); i++)
+		if (rc_map[i].sqlite_rc == (rc & 0xff))
+			return rc_map[i].err;
+	return -EIO;
+}
+
+/* Remember what failed for the caller's log line; returns the errno. */
+static int note(struct store *s, int rc, const char *what)
+{
+	snprintf(s->msg, sizeof(s->msg), "%s: %s (code %d)", what, sqlite3_errmsg(s->db), rc);
+	return errno_of(rc);
+}
+
+/* Step a statement that returns no rows, then make it ready for reuse. */
+static int run(struct store *s, enum stmt_id id, const char *what)
+{
+	sqlite3_stmt *st = s->stmt[id];
+	int rc = sqlite3_step(st);
+	int ret = rc == SQLITE_DONE ? 0 : note(s, rc, what);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return ret;
+}
+
+static int exec(struct store *s, const char *sql, const char *what)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : note(s, rc, what);
+}
+
+/* Strings bound are the caller's and outlive the step (run() resets). */
+static void bind_text(sqlite3_stmt *st, int i, const char *text)
+{
+	if (text)
+		sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+static void rollback(struct store *s)
+{
+	/* SQLite may have rolled back by itself (full disk, I/O error). */
+	if (sqlite3_get_autocommit(s->db))
+		return;
+	sqlite3_step(s->stmt[S_ROLLBACK]);
+	sqlite3_reset(s->stmt[S_ROLLBACK]);
+}
+
+/* ---- the queue --------------------------------------------------------- */
+
+static char *put_text(char **p, const char *text)
+{
+	if (!text)
+		return NULL;
+	char *start = *p;
+	size_t n = strlen(text) + 1;
+	memcpy(start, text, n);
+	*p += n;
+	return start;
+}
+
+static struct entry *entry_new(enum entry_kind kind, int64_t ts_ms, const char *device_id,
+			       const char *name, const char *json)
+{
+	size_t n = strlen(name) + 1;
+	n += device_id ? strlen(device_id) + 1 : 0;
+	n += json ? strlen(json) + 1 : 0;
+	struct entry *e = malloc(sizeof(*e) + n);
+	if (!e)
+		return NULL;
+	char *p = e->text;
+	e->next = NULL;
+	e->ts_ms = ts_ms;
+	e->kind = kind;
+	e->superseded = false;
+	e->device_id = put_text(&p, device_id);
+	e->name = put_text(&p, name);
+	e->json = put_text(&p, json);
+	return e;
+}
+
+static void drop_oldest(struct store *s)
+{
+	struct entry *e = s->head;
+	s->head = e->next;
+	if (!s->head)
+		s->tail = NULL;
+	s->n_queued--;
+	free(e);
+	if (s->n_dropped++ == 0)
+		log_warning("store",
+			    "%s: %d updates wait to be written; dropping the oldest until a "
+			    "flush succeeds",
+			    s->path, QUEUE_MAX);
+}
+
+static void enqueue(struct store *s, struct entry *e)
+{
+	if (s->n_queued >= QUEUE_MAX)
+		drop_oldest(s);
+	if (s->tail)
+		s->tail->next = e;
+	else
+		s->head = e;
+	s->tail = e;
+	s->n_queued++;
+}
+
+static void queue_clear(struct store *s)
+{
+	struct entry *e = s->head;
+	while (e) {
+		struct entry *next = e->next;
+		free(e);
+		e = next;
+	}
+	s->head = s->tail = NULL;
+	s->n_queued = 0;
+}
+
+static bool name_ok(const char *name)
+{
+	return name && name[0] && strnlen(name, NAME_MAX_BYTES + 1) <= NAME_MAX_BYTES;
+}
+
+int store_state_queue(struct store *store, const char *device_id, const char *attribute,
+		      const cJSON *value, int64_t ts_ms)
+{
+	if (!name_ok(device_id) || !name_ok(attribute) || !value)
+		return -EINVAL;
+	char *json = cJSON_PrintUnformatted(value);
+	if (!json)
+		return -ENOMEM;
+	struct entry *e = entry_new(ENTRY_STATE, ts_ms, device_id, attribute, json);
+	cJSON_free(json);
+	if (!e)
+		return -ENOMEM;
+	enqueue(store, e);
+	return 0;
+}
+
+int store_event_queue(struct store *store, int64_t ts_ms, const char *device_id,
+		      const char *type, const cJSON *data)
+{
+	if (!name_ok(type) || (device_id && !name_ok(device_id)))
+		return -EINVAL;
+	char *json = NULL;
+	if (data && !(json = cJSON_PrintUnformatted(data)))
+		return -ENOMEM;
+	struct entry *e = entry_new(ENTRY_EVENT, ts_ms, device_id, type, json);
+	cJSON_free(json);
+	if (!e)
+		return -ENOMEM;
+	enqueue(store, e);
+	return 0;
+}
+
+size_t store_pending(const struct store *store)
+{
+	return store->n_queued;
+}
+
+/* ---- flush ------------------------------------------------------------- */
+
+static size_t key_hash(const struct entry *e)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a over "id\0attribute" */
+	for (const char *p = e->device_id; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	h *= 1099511628211ull;
+	for (const char *p = e->name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return (size_t)h;
+}
+
+static bool same_key(const struct entry *a, const struct entry *b)
+{
+	return strcmp(a->device_id, b->device_id) == 0 && strcmp(a->name, b->name) == 0;
+}
+
+/* Mark every state update that a later one of the same attribute
+ * overrides, so the last state table gets one write per attribute. */
+static int mark_superseded(struct store *s)
+{
+	size_t n = 0;
+	for (struct entry *e = s->head; e; e = e->next) {
+		e->superseded = false;
+		n += e->kind == ENTRY_STATE;
+	}
+	if (n < 2)
+		return 0;
+	size_t cap = 4;
+	while (cap < 2 * n)
+		cap <<= 1;
+	struct entry **slots = calloc(cap, sizeof(*slots));
+	if (!slots) {
+		snprintf(s->msg, sizeof(s->msg), "out of memory");
+		return -ENOMEM;
+	}
+	for (struct entry *e = s->head; e; e = e->next) {
+		if (e->kind != ENTRY_STATE)
+			continue;
+		size_t i = key_hash(e) & (cap - 1);
+		while (slots[i] && !same_key(slots[i], e))
+			i = (i + 1) & (cap - 1);
+		if (slots[i])
+			slots[i]->superseded = true;
+		slots[i] = e;
+	}
+	free(slots);
+	return 0;
+}
+
+static void bind_entry(sqlite3_stmt *st, const struct entry *e)
+{
+	bind_text(st, 1, e->device_id);
+	bind_text(st, 2, e->name);
+	bind_text(st, 3, e->json);
+	sqlite3_bind_int64(st, 4, e->ts_ms);
+}
+
+static int write_state(struct store *s, const struct entry *e, bool keep_history,
+		       uint64_t *written)
+{
+	int rc;
+	if (keep_history) {
+		bind_entry(s->stmt[S_HISTORY_ADD], e);
+		if ((rc = run(s, S_HISTORY_ADD, "insert history")))
+			return rc;
+		(*written)++;
+	}
+	if (e->superseded)
+		return 0;
+	bind_entry(s->stmt[S_STATE_PUT], e);
+	if ((rc = run(s, S_STATE_PUT, "write state")))
+		return rc;
+	(*written)++;
+	return 0;
+}
+
+static int write_event(struct store *s, const struct entry *e, uint64_t *written)
+{
+	sqlite3_stmt *st = s->stmt[S_EVENT_ADD];
+	sqlite3_bind_int64(st, 1, e->ts_ms);
+	bind_text(st, 2, e->device_id);
+	bind_text(st, 3, e->name);
+	bind_text(st, 4, e->json);
+	int rc = run(s, S_EVENT_ADD, "insert event");
+	if (!rc)
+		(*written)++;
+	return rc;
+}
+
+static int write_queue(struct store *s, bool keep_history, uint64_t *written)
+{
+	for (struct entry *e = s->head; e; e = e->next) {
+		int rc = 0;
+		if (e->kind == ENTRY_STATE)
+			rc = write_state(s, e, keep_history, written);
+		else if (keep_history)
+			rc = write_event(s, e, written);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int prune_table(struct store *s, enum stmt_id id, int64_t cutoff_ms, uint64_t *deleted)
+{
+	sqlite3_bind_int64(s->stmt[id], 1, cutoff_ms);
+	sqlite3_bind_int(s->stmt[id], 2, STORE_PRUNE_BATCH);
+	int rc = run(s, id, id == S_HISTORY_PRUNE ? "prune history" : "prune events");
+	if (rc)
+		return rc;
+	int n = sqlite3_changes(s->db);
+	*deleted += (uint64_t)n;
+	if (n >= STORE_PRUNE_BATCH)
+		s->prune_backlog = true;
+	return 0;
+}
+
+static int prune(struct store *s, int64_t cutoff_ms, uint64_t *deleted)
+{
+	s->prune_backlog = false;
+	int rc = prune_table(s, S_HISTORY_PRUNE, cutoff_ms, deleted);
+	return rc ? rc : prune_table(s, S_EVENT_PRUNE, cutoff_ms, deleted);
+}
+
+static bool prune_due(const struct store *s, int history_days, int64_t now_ms)
+{
+	if (history_days < 0)
+		return false;
+	if (s->head || s->prune_backlog || !s->pruned_once)
+		return true;
+	return now_ms - s->last_prune_ms >= IDLE_PRUNE_INTERVAL_MS;
+}
+
+static void flush_failed(struct store *s, int rc)
+{
+	s->stats.flush_failures++;
+	if (s->n_failed++ == 0)
+		log_error("store", "%s: writing %zu queued updates failed (%s), kept for the next try: %s",
+			  s->path, s->n_queued, strerror(-rc), s->msg);
+}
+
+static void flush_done(struct store *s, int64_t now_ms, uint64_t written, uint64_t deleted,
+		       bool pruned)
+{
+	if (s->n_failed)
+		log_info("store", "%s: writing works again after %llu failed flushes", s->path,
+			 (unsigned long long)s->n_failed);
+	if (s->n_dropped)
+		log_warning("store", "%s: %llu queued updates were dropped before this flush",
+			    s->path, (unsigned long long)s->n_dropped);
+	s->n_failed = 0;
+	s->n_dropped = 0;
+	queue_clear(s);
+	if (pruned) {
+		s->pruned_once = true;
+		s->last_prune_ms = now_ms;
+	}
+	if (written + deleted == 0)
+		return;
+	s->stats.commits++;
+	s->stats.rows_written += written;
+	s->stats.last_commit_ms = now_ms;
+}
+
+/* history_days < 0: not known yet; write history, prune nothing. */
+static int flush(struct store *s, int64_t now_ms, int history_days)
+{
+	bool pruning = prune_due(s, history_days, now_ms);
+	if (!s->head && !pruning)
+		return 0;
+	uint64_t written = 0, deleted = 0;
+	int rc = mark_superseded(s);
+	if (!rc)
+		rc = run(s, S_BEGIN, "begin");
+	if (!rc)
+		rc = write_queue(s, history_days != 0, &written);
+	if (!rc && pruning)
+		rc = prune(s, now_ms - (int64_t)history_days * DAY_MS, &deleted);
+	if (!rc)
+		rc = run(s, S_COMMIT, "commit");
+	if (rc) {
+		rollback(s);
+		flush_failed(s, rc);
+		return rc;
+	}
+	flush_done(s, now_ms, written, deleted, pruning);
+	return 0;
+}
+
+int store_flush(struct store *store, int64_t now_ms, int history_days)
+{
+	store->history_days = history_days < 0 ? 0 : history_days;
+	return flush(store, now_ms, store->history_days);
+}
+
+/* ---- devices ----------------------------------------------------------- */
+
+int store_device_put(struct store *store, const struct device *dev, int64_t now_ms)
+{
+	cJSON *caps = cap_array_to_json(dev->caps, dev->n_caps);
+	char *caps_text = caps ? cJSON_PrintUnformatted(caps) : NULL;
+	cJSON_Delete(caps);
+	if (!caps_text) {
+		log_error("store", "%s: cannot write device '%s': out of memory", store->path,
+			  dev->id);
+		return -ENOMEM;
+	}
+	sqlite3_stmt *st = store->stmt[S_DEV_PUT];
+	bind_text(st, 1, dev->id);
+	bind_text(st, 2, dev->name);
+	bind_text(st, 3, dev->plugin ? dev->plugin : "");
+	bind_text(st, 4, dev->vendor);
+	bind_text(st, 5, dev->model);
+	bind_text(st, 6, dev->description);
+	sqlite3_bind_int(st, 7, dev->description_by_user ? 1 : 0);
+	bind_text(st, 8, dev->room);
+	bind_text(st, 9, caps_text);
+	sqlite3_bind_int64(st, 10, now_ms);
+	int rc = run(store, S_DEV_PUT, "write device");
+	cJSON_free(caps_text);
+	if (rc == -EEXIST)
+		log_error("store", "%s: cannot write device '%s': another stored device holds the "
+			  "name '%s' (%s)", store->path, dev->id, dev->name, store->msg);
+	else if (rc)
+		log_error("store", "%s: cannot write device '%s': %s", store->path, dev->id,
+			  store->msg);
+	return rc;
+}
+
+static void unqueue_device(struct store *s, const char *id)
+{
+	struct entry **p = &s->head;
+	s->tail = NULL;
+	while (*p) {
+		struct entry *e = *p;
+		if (e->kind == ENTRY_STATE && strcmp(e->device_id, id) == 0) {
+			*p = e->next;
+			s->n_queued--;
+			free(e);
+			continue;
+		}
+		s->tail = e;
+		p = &e->next;
+	}
+}
+
+int store_device_delete(struct store *store, const char *id)
+{
+	unqueue_device(store, id);
+	int rc = run(store, S_BEGIN, "begin");
+	if (!rc) {
+		bind_text(store->stmt[S_DEV_DELETE], 1, id);
+		rc = run(store, S_DEV_DELETE, "delete device");
+	}
+	if (!rc) {
+		bind_text(store->stmt[S_STATE_DELETE_DEV], 1, id);
+		rc = run(store, S_STATE_DELETE_DEV, "delete state");
+	}
+	if (!rc)
+		rc = run(store, S_COMMIT, "commit");
+	if (rc) {
+		rollback(store);
+		log_error("store", "%s: cannot delete device '%s': %s", store->path, id, store->msg);
+	}
+	return rc;
+}
+
+/* ---- load -------------------------------------------------------------- */
+
+struct load_counts {
+	size_t devices;
+	size_t values;
+	size_t skipped;
+	size_t orphans;
+};
+
+static void skip(struct store *s, struct load_counts *c, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void skip(struct store *s, struct load_counts *c, const char *fmt, ...)
+{
+	if (c->skipped++ >= LOAD_SKIP_LOG_MAX)
+		return;
+	char why[MSG_LEN];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warning("store", "%s: skipped while loading: %s", s->path, why);
+}
+
+static void load_caps(struct store *s, struct load_counts *c, struct device *dev,
+		      const char *text)
+{
+	cJSON *json = text ? cJSON_Parse(text) : NULL;
+	struct cap *caps = NULL;
+	size_t n = 0;
+	char why[256] = "not JSON";
+	if (json && cap_array_from_json(json, &caps, &n, why, sizeof(why)) == 0)
+		registry_set_caps(dev, caps, n);
+	else
+		skip(s, c, "capabilities of device '%s' (kept without them): %s", dev->id, why);
+	cJSON_Delete(json);
+}
+
+/* 0, or -ENOMEM: a row that cannot be used is skipped. */
+static int load_device(struct store *s, struct registry *reg, sqlite3_stmt *st,
+		       struct load_counts *c)
+{
+	const char *id = col_text(st, 0);
+	struct device *dev;
+	char why[256];
+	if (!id) {
+		skip(s, c, "a device row without an id");
+		return 0;
+	}
+	int rc = registry_add(reg, id, col_text(st, 1), col_text(st, 2), &dev, why, sizeof(why));
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc) {
+		skip(s, c, "device '%s': %s", id, why);
+		return 0;
+	}
+	if (registry_set_text(&dev->vendor, col_text(st, 3)) ||
+	    registry_set_text(&dev->model, col_text(st, 4)) ||
+	    registry_set_text(&dev->description, col_text(st, 5)) ||
+	    registry_set_text(&dev->room, col_text(st, 7)))
+		return -ENOMEM;
+	dev->description_by_user = sqlite3_column_int(st, 6) != 0;
+	dev->present = false;
+	dev->available = false;
+	dev->last_seen_ms = 0;
+	load_caps(s, c, dev, col_text(st, 8));
+	c->devices++;
+	return 0;
+}
+
+static int load_value(struct store *s, struct registry *reg, sqlite3_stmt *st,
+		      struct load_counts *c)
+{
+	const char *id = col_text(st, 0), *attr = col_text(st, 1), *text = col_text(st, 2);
+	struct device *dev = id ? registry_by_id(reg, id) : NULL;
+	if (!dev) {
+		c->orphans++; /* its device was skipped, or deleted by an older build */
+		return 0;
+	}
+	cJSON *value = text ? cJSON_ParseWithOpts(text, NULL, 1) : NULL;
+	cJSON *object = cJSON_CreateObject();
+	int rc = -EINVAL;
+	if (!attr || !attr[0] || !value || !object)
+		goto out;
+	/* attr outlives object: it is deleted before the next step */
+	cJSON_AddItemToObjectCS(object, attr, value);
+	value = NULL;
+	rc = registry_merge_json(dev, object, NULL, 0);
+out:
+	cJSON_Delete(value);
+	cJSON_Delete(object);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0) {
+		skip(s, c, "state '%s' of device '%s'", attr ? attr : "", id);
+		return 0;
+	}
+	int64_t ts_ms = sqlite3_column_int64(st, 3);
+	if (ts_ms > dev->last_seen_ms)
+		dev->last_seen_ms = ts_ms;
+	c->values++;
+	return 0;
+}
+
+typedef int (*load_row_fn)(struct store *s, struct registry *reg, sqlite3_stmt *st,
+			   struct load_counts *c);
+
+/* One pass over a table; stops at the first -ENOMEM or SQLite error. */
+static int load_table(struct store *s, struct registry *reg, enum stmt_id id, load_row_fn fn,
+		      struct load_counts *c, char *err, size_t err_len)
+{
+	sqlite3_stmt *st = s->stmt[id];
+	int rc, ret = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((ret = fn(s, reg, st, c)))
+			break;
+	if (ret)
+		set_err(err, err_len, "%s: loading: out of memory", s->path);
+	else if (rc != SQLITE_DONE) {
+		ret = note(s, rc, id == S_DEV_LOAD ? "read devices" : "read state");
+		set_err(err, err_len, "%s: %s", s->path, s->msg);
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+int store_load(struct store *store, struct registry *reg, char *err, size_t err_len)
+{
+	char local[MSG_LEN] = "";
+	if (!err || !err_len) {
+		err = local;
+		err_len = sizeof(local);
+	}
+	struct load_counts c = {0};
+	int rc = load_table(store, reg, S_DEV_LOAD, load_device, &c, err, err_len);
+	if (!rc)
+		rc = load_table(store, reg, S_STATE_LOAD, load_value, &c, err, err_len);
+	if (rc) {
+		log_error("store", "%s", err);
+		return rc;
+	}
+	if (c.skipped > LOAD_SKIP_LOG_MAX)
+		log_warning("store", "%s: %zu more rows skipped while loading", store->path,
+			    c.skipped - LOAD_SKIP_LOG_MAX);
+	log_info("store", "%s: loaded %zu devices, %zu state values (%zu of removed devices)",
+		 store->path, c.devices, c.values, c.orphans);
+	return 0;
+}
+
+/* ---- open and close ---------------------------------------------------- */
+
+/* Create the database's directory when missing (one level only). */
+static int make_parent(const char *path, char *err, size_t err_len)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash || slash == path)
+		return 0;
+	char *dir = strndup(path, (size_t)(slash - path));
+	if (!dir) {
+		set_err(err, err_len, "out of memory");
+		return -ENOMEM;
+	}
+	struct stat st;
+	int rc = 0;
+	if (stat(dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			set_err(err, err_len, "database '%s': '%s' is not a directory", path, dir);
+			rc = -ENOTDIR;
+		}
+	} else if (errno != ENOENT || mkdir(dir, 0750) != 0) {
+		rc = -errno;
+		set_err(err, err_len, "database '%s': cannot create directory '%s': %s", path, dir,
+			strerror(errno));
+	}
+	free(dir);
+	return rc;
+}
+
+static int check_wal(struct store *s)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return note(s, rc, "set WAL mode");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *mode = col_text(st, 0);
+		if (!mode || strcmp(mode, "wal") != 0)
+			log_warning("store", "%s: journal mode is '%s', not WAL", s->path,
+				    mode ? mode : "?");
+		rc = SQLITE_OK;
+	}
+	int ret = rc == SQLITE_OK ? 0 : note(s, rc, "set WAL mode");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int open_db(struct store *s)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+		    SQLITE_OPEN_EXRESCODE;
+	int rc = sqlite3_open_v2(s->path, &s->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		if (s->db)
+			return note(s, rc, "open");
+		snprintf(s->msg, sizeof(s->msg), "open: %s", sqlite3_errstr(rc));
+		return errno_of(rc);
+	}
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	int ret = check_wal(s);
+	return ret ? ret : exec(s, "PRAGMA synchronous=NORMAL", "set synchronous");
+}
+
+static int read_version(struct store *s, int *out)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version), 0) FROM schema_version",
+				    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return note(s, rc, "read schema_version");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int(st, 0);
+	int ret = rc == SQLITE_ROW ? 0 : note(s, rc, "read schema_version");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static const struct migration *migration_find(int version)
+{
+	for (size_t i = 0; i < sizeof(migrations) / sizeof(migrations[0]); i++)
+		if (migrations[i].version == version)
+			return &migrations[i];
+	return NULL;
+}
+
+/* Run the next pending step with its version bump in one transaction.
+ * Sets *done when the schema is current. */
+static int migrate_step(struct store *s, bool *done, char *err, size_t err_len)
+{
+	int version = 0, rc;
+	char bump[96], what[64];
+	if ((rc = exec(s, "BEGIN IMMEDIATE", "begin migration")) ||
+	    (rc = exec(s, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
+		       "create schema_version")) ||
+	    (rc = read_version(s, &version)))
+		goto out;
+	s->version = version;
+	if (version > STORE_SCHEMA_VERSION) {
+		snprintf(s->msg, sizeof(s->msg),
+			 "the database has schema version %d, newer than version %d that this "
+			 "build knows; use a newer hearthd",
+			 version, STORE_SCHEMA_VERSION);
+		rc = -EPROTO;
+		goto out;
+	}
+	if (version == STORE_SCHEMA_VERSION) {
+		*done = true;
+		rc = exec(s, "COMMIT", "commit");
+		goto out;
+	}
+	const struct migration *m = migration_find(version + 1);
+	if (!m) {
+		snprintf(s->msg, sizeof(s->msg), "no migration to schema version %d", version + 1);
+		rc = -EPROTO;
+		goto out;
+	}
+	snprintf(what, sizeof(what), "migrate to schema version %d", m->version);
+	snprintf(bump, sizeof(bump),
+		 "DELETE FROM schema_version; INSERT INTO schema_version(version) VALUES(%d)",
+		 m->version);
+	if (!(rc = exec(s, m->sql, what)) && !(rc = exec(s, bump, "bump schema_version")) &&
+	    !(rc = exec(s, "COMMIT", "commit migration"))) {
+		s->version = m->version;
+		log_info("store", "%s: schema migrated to version %d", s->path, m->version);
+	}
+out:
+	if (rc) {
+		rollback(s);
+		set_err(err, err_len, "database '%s': %s", s->path, s->msg);
+	}
+	return rc;
+}
+
+static int migrate(struct store *s, char *err, size_t err_len)
+{
+	bool done = false;
+	/* bounded: each step raises the version by one */
+	for (int i = 0; i <= STORE_SCHEMA_VERSION && !done; i++) {
+		int rc = migrate_step(s, &done, err, err_len);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int prepare_all(struct store *s)
+{
+	for (int i = 0; i < S_COUNT; i++) {
+		int rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					    &s->stmt[i], NULL);
+		if (rc != SQLITE_OK)
+			return note(s, rc, "prepare statement");
+	}
+	return 0;
+}
+
+static void close_db(struct store *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(s->stmt[i]);
+	if (s->db && sqlite3_close(s->db) != SQLITE_OK)
+		log_error("store", "%s: close: %s", s->path, sqlite3_errmsg(s->db));
+	queue_clear(s);
+	free(s->path);
+	free(s);
+}
+
+int store_open(const char *path, struct store **out, char *err, size_t err_len)
+{
+	char local[MSG_LEN] = "";
+	if (!err || !err_len) {
+		err = local;
+		err_len = sizeof(local);
+	}
+	struct store *s = NULL;
+	int rc = make_parent(path, err, err_len);
+	if (rc)
+		goto out;
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->path = strdup(path))) {
+		set_err(err, err_len, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	s->history_days = -1;
+	if ((rc = open_db(s))) {
+		set_err(err, err_len, "database '%s': %s", path, s->msg);
+		goto out;
+	}
+	if ((rc = migrate(s, err, err_len)))
+		goto out;
+	if ((rc = prepare_all(s))) {
+		set_err(err, err_len, "database '%s': %s", path, s->msg);
+		goto out;
+	}
+	*out = s;
+	s = NULL;
+out:
+	if (rc)
+		log_error("store", "%s", err);
+	close_db(s);
+	return rc;
+}
+
+void store_close(struct store *store, int64_t now_ms)
+{
+	if (!store)
+		return;
+	if (store->head && flush(store, now_ms, store->history_days))
+		log_error("store", "%s: closing with %zu updates not written", store->path,
+			  store->n_queued);
+	close_db(store);
+}
+
+int store_schema_version(struct store *store)
+{
+	return store->version;
+}
+
+void store_get_stats(const struct store *store, struct store_stats *out)
+{
+	*out = store->stats;
+}

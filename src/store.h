@@ -1,0 +1,96 @@
+/*
+ * store: the SQLite database. The only file that includes sqlite3.h.
+ *
+ * Schema with numbered migrations (table schema_version), WAL mode,
+ * prepared statements reused. Registry changes (add, update, rename, remove)
+ * commit at once. State and events are queued in memory and written by
+ * store_flush() in one transaction; the hub calls it every
+ * store.commit_interval_ms. Within one flush, several updates of the same
+ * (device, attribute) write one last-state row; every queued update becomes
+ * one history row (when history is kept).
+ *
+ * Tables (version 1):
+ *   devices(id PK, name UNIQUE, plugin, vendor, model, description,
+ *           description_by_user, room, capabilities JSON, created_ms, updated_ms)
+ *   state(device_id, attribute, value JSON, updated_ms, PK(device_id, attribute))
+ *   history(id PK, device_id, attribute, value JSON, ts_ms) + index (ts_ms),
+ *           index (device_id, attribute, ts_ms)
+ *   events(id PK, ts_ms, device_id, type, data JSON) + index (ts_ms)
+ *
+ * Edge module: logs its own failures. Loop thread only.
+ */
+#ifndef HEARTH_STORE_H
+#define HEARTH_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "registry.h"
+
+#define STORE_SCHEMA_VERSION 1
+#define STORE_PRUNE_BATCH 500 /* history rows deleted per flush at most */
+
+struct store;
+
+/*
+ * Open (creating if needed) the database at path, set WAL and
+ * synchronous=NORMAL, run pending migrations in one transaction each.
+ * Refuses a database whose schema_version is newer than this build knows
+ * (-EPROTO). Returns 0 with *out, or a negative errno with err set.
+ */
+int store_open(const char *path, struct store **out, char *err, size_t err_len);
+
+/* Flush what is queued, finalize statements, close. NULL is accepted. */
+void store_close(struct store *store, int64_t now_ms);
+
+/* The schema version of the open database. */
+int store_schema_version(struct store *store);
+
+/* Insert or update a device's row: identity, texts, capabilities. Commits
+ * at once. 0 or -EIO. */
+int store_device_put(struct store *store, const struct device *dev, int64_t now_ms);
+
+/* Delete a device, its last state and its queued updates (history rows
+ * stay until pruned). Commits at once. */
+int store_device_delete(struct store *store, const char *id);
+
+/* Queue an attribute's new value (value is copied). 0 or -ENOMEM. */
+int store_state_queue(struct store *store, const char *device_id, const char *attribute,
+		      const cJSON *value, int64_t ts_ms);
+
+/* Queue an event row (data may be NULL; copied). 0 or -ENOMEM. */
+int store_event_queue(struct store *store, int64_t ts_ms, const char *device_id,
+		      const char *type, const cJSON *data);
+
+/* Number of queued updates and events. */
+size_t store_pending(const struct store *store);
+
+/*
+ * Write everything queued in one transaction, and delete at most
+ * STORE_PRUNE_BATCH history and event rows older than history_days (0: keep
+ * no history at all: history rows are not written). On failure the queue is
+ * kept for the next flush (bounded: past 100,000 queued entries the oldest
+ * history rows are dropped, with a log line) and a negative errno returned.
+ */
+int store_flush(struct store *store, int64_t now_ms, int history_days);
+
+/*
+ * Load every stored device with its capabilities and last state into reg
+ * (which must not hold those ids yet). Devices come back with present =
+ * false and available = false. Returns 0 or a negative errno with err set;
+ * a row that cannot be loaded is logged and skipped, never fatal.
+ */
+int store_load(struct store *store, struct registry *reg, char *err, size_t err_len);
+
+/* Figures for health_check and the benchmark. */
+struct store_stats {
+	uint64_t commits;	   /* flushes that wrote something */
+	uint64_t rows_written;	   /* state + history + event rows */
+	uint64_t flush_failures;
+	int64_t last_commit_ms;
+};
+void store_get_stats(const struct store *store, struct store_stats *out);
+
+#endif
