@@ -554,11 +554,6 @@ static void request_message(struct hearth_hub *hub, const char *topic, const cha
 			fn = requests[i].fn;
 	if (!data)
 		goto out;
-	if (!fn) {
-		set_err(err, sizeof(err), "unknown request '%.100s'", path);
-		rc = -ENOENT;
-		goto out;
-	}
 	/* an empty payload means {} for requests that take no argument */
 	if (len == 0)
 		req = cJSON_CreateObject();
@@ -570,6 +565,11 @@ static void request_message(struct hearth_hub *hub, const char *topic, const cha
 		goto out;
 	}
 	transaction = cJSON_GetObjectItemCaseSensitive(req, "transaction");
+	if (!fn) {
+		set_err(err, sizeof(err), "unknown request '%.100s'", path);
+		rc = -ENOENT;
+		goto out;
+	}
 	rc = fn(hub, req, data, err, sizeof(err));
 	if (rc && !err[0])
 		set_err(err, sizeof(err), "%s", strerror(rc < 0 ? -rc : rc));

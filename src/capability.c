@@ -110,7 +110,7 @@ int cap_value_to_json(const struct hearth_value *value, cJSON **out)
 	case HEARTH_VALUE_JSON:
 		if (!value->u.string)
 			return -EINVAL;
-		j = cJSON_Parse(value->u.string);
+		j = cJSON_ParseWithOpts(value->u.string, NULL, true);
 		if (!j)
 			return -EINVAL;
 		if (!cJSON_IsObject(j) && !cJSON_IsArray(j)) {
@@ -174,6 +174,11 @@ static int features_from_abi(struct cap *dst, const struct hearth_capability *sr
 		int rc = cap_from_abi(&dst->features[i], &src->features[i], depth + 1, err, err_len);
 		if (rc)
 			return rc;
+		if (cap_find(dst->features, i, dst->features[i].name)) {
+			set_err(err, err_len, "capability '%s': feature '%s' is declared twice",
+				src->name, dst->features[i].name);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -334,14 +339,20 @@ cJSON *cap_array_to_json(const struct cap *caps, size_t n)
 /* The JSON form is turned back into the ABI form so that both paths share
  * one validator. Temporary arrays are kept in a scratch list freed at the end. */
 struct scratch {
-	void *ptrs[2 * CAP_MAX_PER_DEVICE * (CAP_MAX_FEATURES + 1) + 8];
-	size_t n;
+	void **ptrs;
+	size_t n, cap;
 };
 
 static void *scratch_calloc(struct scratch *s, size_t n, size_t size)
 {
-	if (s->n >= sizeof(s->ptrs) / sizeof(s->ptrs[0]))
-		return NULL;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		void **ptrs = realloc(s->ptrs, cap * sizeof(*ptrs));
+		if (!ptrs)
+			return NULL;
+		s->ptrs = ptrs;
+		s->cap = cap;
+	}
 	void *p = calloc(n ? n : 1, size);
 	if (p)
 		s->ptrs[s->n++] = p;
@@ -352,17 +363,22 @@ static void scratch_free(struct scratch *s)
 {
 	for (size_t i = 0; i < s->n; i++)
 		free(s->ptrs[i]);
+	free(s->ptrs);
 	free(s);
 }
 
 static int abi_from_json(const cJSON *o, struct hearth_capability *c, struct scratch *s, int depth,
 			 char *err, size_t err_len);
 
-static int abi_values_from_json(const cJSON *values, struct hearth_capability *c, struct scratch *s)
+static int abi_values_from_json(const cJSON *values, struct hearth_capability *c, struct scratch *s,
+				char *err, size_t err_len)
 {
 	int n = cJSON_GetArraySize(values);
-	if (n > CAP_MAX_VALUES)
+	if (n > CAP_MAX_VALUES) {
+		set_err(err, err_len, "capability '%s': an enum needs 1..%d values", c->name,
+			CAP_MAX_VALUES);
 		return -EINVAL;
+	}
 	const char **vals = scratch_calloc(s, (size_t)n, sizeof(char *));
 	if (!vals)
 		return -ENOMEM;
@@ -378,8 +394,11 @@ static int abi_features_from_json(const cJSON *features, struct hearth_capabilit
 				  struct scratch *s, int depth, char *err, size_t err_len)
 {
 	int n = cJSON_GetArraySize(features);
-	if (n > CAP_MAX_FEATURES || depth > 0)
+	if (n > CAP_MAX_FEATURES || depth > 0) {
+		set_err(err, err_len, "capability '%s': a composite needs 1..%d features, one level deep",
+			c->name, CAP_MAX_FEATURES);
 		return -EINVAL;
+	}
 	struct hearth_capability *feats = scratch_calloc(s, (size_t)n, sizeof(*feats));
 	if (!feats)
 		return -ENOMEM;
@@ -430,7 +449,7 @@ static int abi_from_json(const cJSON *o, struct hearth_capability *c, struct scr
 		cap_value_from_json(j, &c->value_off, &unused);
 	int rc = 0;
 	if (cJSON_IsArray(j = cJSON_GetObjectItemCaseSensitive(o, "values")))
-		rc = abi_values_from_json(j, c, s);
+		rc = abi_values_from_json(j, c, s, err, err_len);
 	if (!rc && cJSON_IsArray(j = cJSON_GetObjectItemCaseSensitive(o, "features")))
 		rc = abi_features_from_json(j, c, s, depth, err, err_len);
 	return rc;

@@ -66,7 +66,7 @@ const struct cap *cap_find(const struct cap *caps, size_t n, const char *name);
  * On success *out is a new cJSON value to send (TOGGLE resolved, numbers
  * kept as given) and 0 is returned. Otherwise -EINVAL and err says why in
  * words a user understands ("brightness: 300 is above the maximum 254").
- * Access is not checked here (see cap_check_access).
+ * Access is not checked here: the hub checks HEARTH_ACCESS_SET.
  */
 int cap_validate_value(const struct cap *cap, const cJSON *value, const cJSON *current,
 		       cJSON **out, char *err, size_t err_len);

@@ -165,18 +165,36 @@ static int grow(struct registry *reg)
 	return 0;
 }
 
-/* Length of a valid UTF-8 sequence at s, or 0. */
+/* Length of a well-formed UTF-8 sequence at s (RFC 3629: shortest form, no
+ * surrogates, at most U+10FFFF), or 0. C1 controls and non-characters count
+ * as malformed too: MQTT brokers refuse them in topics. */
 static size_t utf8_len(const unsigned char *s)
 {
-	if (s[0] < 0x80)
-		return 1;
-	size_t n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
-	if (n == 0 || (n == 2 && s[0] < 0xc2))
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
+	static const struct {
+		unsigned char mask, lead;
+		size_t len;
+		uint32_t min;
+	} forms[] = {
+		{0x80, 0x00, 1, 0x0},
+		{0xe0, 0xc0, 2, 0x80},
+		{0xf0, 0xe0, 3, 0x800},
+		{0xf8, 0xf0, 4, 0x10000},
+	};
+	for (size_t f = 0; f < sizeof(forms) / sizeof(forms[0]); f++) {
+		if ((s[0] & forms[f].mask) != forms[f].lead)
+			continue;
+		uint32_t cp = s[0] & (unsigned char)~forms[f].mask;
+		for (size_t i = 1; i < forms[f].len; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i] & 0x3f);
+		}
+		bool bad = cp < forms[f].min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+			   (cp >= 0x80 && cp <= 0x9f) || (cp >= 0xfdd0 && cp <= 0xfdef) ||
+			   (cp & 0xfffe) == 0xfffe;
+		return bad ? 0 : forms[f].len;
+	}
+	return 0;
 }
 
 static int text_check(const char *what, const char *s, char *err, size_t err_len)
@@ -379,12 +397,21 @@ static int put_value(cJSON *state, const char *name, cJSON *value, const char **
 	return 1;
 }
 
-static int count_new(const cJSON *state, const char *const *names, size_t n)
+/* Number of names not yet in state, or -EINVAL for a missing, empty,
+ * over-long or repeated name (a repeat would replace, and so free, a name
+ * already reported as changed). */
+static int new_names(const cJSON *state, const char *const *names, size_t n)
 {
 	int fresh = 0;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (!names[i] || !names[i][0] || strnlen(names[i], 65) > 64)
+			return -EINVAL;
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(names[k], names[i]) == 0)
+				return -EINVAL;
 		if (!cJSON_GetObjectItemCaseSensitive(state, names[i]))
 			fresh++;
+	}
 	return fresh;
 }
 
@@ -393,26 +420,22 @@ int registry_merge(struct device *dev, const struct hearth_attr *attrs, size_t n
 {
 	if (n_attrs > REGISTRY_ATTRS_MAX)
 		return -EINVAL;
-	cJSON *values[REGISTRY_ATTRS_MAX];
 	const char *names[REGISTRY_ATTRS_MAX];
-	int rc = 0;
-	size_t i;
-	/* Convert everything first so a bad value merges nothing. */
-	for (i = 0; i < n_attrs; i++) {
+	for (size_t i = 0; i < n_attrs; i++)
 		names[i] = attrs[i].name;
-		if (!attrs[i].name || !attrs[i].name[0] || strlen(attrs[i].name) > 64) {
-			rc = -EINVAL;
-			break;
-		}
+	int fresh = new_names(dev->state, names, n_attrs);
+	if (fresh < 0 || cJSON_GetArraySize(dev->state) + fresh > REGISTRY_ATTRS_MAX)
+		return -EINVAL;
+	/* Convert everything first so a bad value merges nothing. */
+	cJSON *values[REGISTRY_ATTRS_MAX];
+	size_t i;
+	int rc = 0;
+	for (i = 0; i < n_attrs; i++)
 		if ((rc = cap_value_to_json(&attrs[i].value, &values[i])))
 			break;
-	}
-	if (!rc && cJSON_GetArraySize(dev->state) + count_new(dev->state, names, n_attrs) >
-			   REGISTRY_ATTRS_MAX)
-		rc = -EINVAL;
 	if (rc) {
-		for (size_t k = 0; k < i && k < n_attrs; k++)
-			cJSON_Delete(values[k]);
+		while (i--)
+			cJSON_Delete(values[i]);
 		return rc;
 	}
 	int n_changed = 0;
@@ -425,12 +448,17 @@ int registry_merge(struct device *dev, const struct hearth_attr *attrs, size_t n
 int registry_merge_json(struct device *dev, const cJSON *object, const char **changed,
 			size_t changed_cap)
 {
-	if (!cJSON_IsObject(object))
+	if (!cJSON_IsObject(object) || cJSON_GetArraySize(object) > REGISTRY_ATTRS_MAX)
 		return -EINVAL;
-	if (cJSON_GetArraySize(dev->state) + cJSON_GetArraySize(object) > REGISTRY_ATTRS_MAX)
+	const char *names[REGISTRY_ATTRS_MAX];
+	size_t n = 0;
+	const cJSON *item;
+	cJSON_ArrayForEach(item, object)
+		names[n++] = item->string;
+	int fresh = new_names(dev->state, names, n);
+	if (fresh < 0 || cJSON_GetArraySize(dev->state) + fresh > REGISTRY_ATTRS_MAX)
 		return -EINVAL;
 	int n_changed = 0;
-	const cJSON *item;
 	cJSON_ArrayForEach(item, object)
 	{
 		cJSON *copy = cJSON_Duplicate(item, 1);

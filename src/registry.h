@@ -102,7 +102,7 @@ void registry_set_caps(struct device *dev, struct cap *caps, size_t n_caps);
  * differs from the stored one, its name (borrowed from dev->state, valid
  * until the next merge) is written to changed[] (room for n_attrs entries
  * must be given, or changed may be NULL). Returns the number changed, or
- * -EINVAL (a JSON value that does not parse, an empty name, or the
+ * -EINVAL (a JSON value that does not parse, an empty or repeated name, or the
  * REGISTRY_ATTRS_MAX limit; nothing merged) or -ENOMEM.
  */
 int registry_merge(struct device *dev, const struct hearth_attr *attrs, size_t n_attrs,

@@ -472,7 +472,8 @@ static void flush_failed(struct store *s, int rc)
 {
 	s->stats.flush_failures++;
 	if (s->n_failed++ == 0)
-		log_error("store", "%s: writing %zu queued updates failed (%s), kept for the next try: %s",
+		log_error("store",
+			  "%s: writing %zu queued updates failed (%s), kept for the next try: %s",
 			  s->path, s->n_queued, strerror(-rc), s->msg);
 }
 
@@ -597,7 +598,8 @@ int store_device_delete(struct store *store, const char *id)
 		rc = run(store, S_COMMIT, "commit");
 	if (rc) {
 		rollback(store);
-		log_error("store", "%s: cannot delete device '%s': %s", store->path, id, store->msg);
+		log_error("store", "%s: cannot delete device '%s': %s", store->path, id,
+			  store->msg);
 	}
 	return rc;
 }
