@@ -49,6 +49,8 @@ PC_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LIBS_CORE) 2>/dev/null)
 PC_LIBS = $(shell $(PKG_CONFIG) --libs $(LIBS_CORE) 2>/dev/null)
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+# tests and simulators may exercise plugin codecs that need libcrypto
+TEST_LIBS = $(CMOCKA_LIBS) $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 
 ALL_CFLAGS = $(WARN) $(OPT) -D_GNU_SOURCE -DHEARTH_VERSION=\"$(VERSION)\" \
 	-DHEARTH_PLUGINDIR=\"$(PLUGINDIR)\" -DHEARTH_SYSCONFDIR=\"$(SYSCONFDIR)\" \
@@ -108,16 +110,16 @@ $(B)/tests/plugins/%.so: tests/fixtures/plugins/%.c include/hearth/plugin.h
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libhearth.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/unit -o $@ $< $(B)/libhearth.a \
-		$(ALL_LDFLAGS) $(CMOCKA_LIBS) $(PC_LIBS) -ldl -lm -lpthread
+		$(ALL_LDFLAGS) $(TEST_LIBS) $(PC_LIBS) -ldl -lm -lpthread
 
 $(B)/tests/integration/%: tests/integration/%.c $(INTEG_LIB_OBJ) $(B)/libhearth.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/integration -o $@ $< $(INTEG_LIB_OBJ) \
-		$(B)/libhearth.a $(ALL_LDFLAGS) $(CMOCKA_LIBS) $(PC_LIBS) -ldl -lm -lpthread
+		$(B)/libhearth.a $(ALL_LDFLAGS) $(TEST_LIBS) $(PC_LIBS) -ldl -lm -lpthread
 
 $(B)/tests/sim/%: tests/sim/%.c $(B)/libhearth.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libhearth.a $(ALL_LDFLAGS) $(PC_LIBS) -ldl -lm -lpthread
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libhearth.a $(ALL_LDFLAGS) $(TEST_LIBS) $(PC_LIBS) -ldl -lm -lpthread
 
 TEST_BUILD := all $(UNIT_BIN) $(INTEG_BIN) $(FIXTURE_SOS) $(SIM_BIN)
 

@@ -194,9 +194,7 @@ static int write_conf(struct hearthd *h)
 		"[store]\npath = %s\ncommit_interval_ms = 100\n"
 		"[plugins]\ndir = %s%s%s/plugins\n",
 		h->port, (int)getpid(), h->db, b[0] == '/' ? "" : cwd, b[0] == '/' ? "" : "/", b);
-	if (!strstr(h->extra, "enable"))
-		fprintf(f, "enable = virtual\n");
-	fprintf(f, "[log]\nlevel = debug\n%s\n", h->extra);
+	fprintf(f, "enable = %s\n[log]\nlevel = debug\n%s\n", h->enable, h->extra);
 	fclose(f);
 	return 0;
 }
@@ -238,8 +236,14 @@ static int launch(struct hearthd *h)
 
 int hearthd_start(struct hearthd *h, int port, const char *extra)
 {
+	return hearthd_start_plugins(h, port, "virtual", extra);
+}
+
+int hearthd_start_plugins(struct hearthd *h, int port, const char *enable, const char *extra)
+{
 	memset(h, 0, sizeof(*h));
 	h->port = port;
+	snprintf(h->enable, sizeof(h->enable), "%s", enable ? enable : "");
 	snprintf(h->extra, sizeof(h->extra), "%s", extra ? extra : "");
 	snprintf(h->dir, sizeof(h->dir), "/tmp/hearth-test-XXXXXX");
 	if (!mkdtemp(h->dir))

@@ -37,13 +37,17 @@ struct hearthd {
 	char conf[300];
 	char db[300];
 	char log[300];
-	char extra[4096]; /* extra config lines, kept for restarts */
+	char enable[256]; /* [plugins] enable */
+	char extra[8192]; /* extra config text, kept for restarts */
 };
 
 /* Write a config (virtual plugin enabled unless extra overrides [plugins])
  * and start hearthd against port; waits until hearth/bridge/state is online
  * (up to 5 s). extra: more config text appended (may be NULL). 0 or -1. */
 int hearthd_start(struct hearthd *h, int port, const char *extra);
+/* The same with [plugins] enable = enable (e.g. "zigbee" or "virtual, zigbee").
+ * extra must begin with a section header, e.g. "[plugin.zigbee]\n...". */
+int hearthd_start_plugins(struct hearthd *h, int port, const char *enable, const char *extra);
 /* Start again with the same dir (same database). */
 int hearthd_restart(struct hearthd *h);
 /* Send sig, wait up to timeout_ms; returns the exit status (0..255), 128+N
