@@ -128,7 +128,7 @@ test: deps
 	@$(MAKE) --no-print-directory $(TEST_BUILD)
 	@B=$(B) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN)
 
-unit: $(UNIT_BIN) $(FIXTURE_SOS)
+unit: $(UNIT_BIN) $(FIXTURE_SOS) $(PLUGIN_SOS)
 	@B=$(B) sh tests/run.sh $(UNIT_BIN)
 
 integration: $(TEST_BUILD)
