@@ -138,7 +138,7 @@ asan: deps
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined test
 
 run: deps all
-	@sh scripts/run-dev.sh $(B)
+	@bash scripts/run-dev.sh $(B)
 
 # Missing Debian packages are installed; nothing happens when all are there.
 deps:
