@@ -270,18 +270,34 @@ int hearthd_signal_wait(struct hearthd *h, int sig, int timeout_ms)
 	kill(h->pid, sig);
 	int st = reap(h->pid, timeout_ms);
 	h->pid = 0;
+	h->last_status = st;
 	return st;
 }
 
-void hearthd_cleanup(struct hearthd *h)
+static void dump_log(const struct hearthd *h)
+{
+	FILE *f = fopen(h->log, "r");
+	char line[4096];
+	fprintf(stderr, "---- %s ----\n", h->log);
+	while (f && fgets(line, sizeof(line), f))
+		fputs(line, stderr);
+	if (f)
+		fclose(f);
+	fprintf(stderr, "---- end ----\n");
+}
+
+int hearthd_cleanup(struct hearthd *h)
 {
 	if (h->pid > 0)
-		hearthd_signal_wait(h, SIGTERM, 3000);
-	if (getenv("HEARTH_KEEP_TEST_DIRS")) {
+		h->last_status = hearthd_signal_wait(h, SIGTERM, 3000);
+	int status = h->last_status;
+	if (status != 0)
+		dump_log(h);
+	if (getenv("HEARTH_KEEP_TEST_DIRS"))
 		fprintf(stderr, "harness: kept %s\n", h->dir);
-		return;
-	}
-	rm_rf(h->dir);
+	else
+		rm_rf(h->dir);
+	return status;
 }
 
 bool hearthd_log_contains(const struct hearthd *h, const char *text)
@@ -321,7 +337,8 @@ static void on_msg(struct mosquitto *m, void *obj, const struct mosquitto_messag
 	struct message *x = &c->msgs[c->n++];
 	x->topic = strdup(msg->topic);
 	x->payload = malloc((size_t)msg->payloadlen + 1);
-	memcpy(x->payload, msg->payload, (size_t)msg->payloadlen);
+	if (msg->payloadlen > 0)
+		memcpy(x->payload, msg->payload, (size_t)msg->payloadlen);
 	x->payload[msg->payloadlen] = '\0';
 	x->retained = msg->retain;
 }

@@ -38,6 +38,7 @@ struct hearthd {
 	char db[300];
 	char log[300];
 	char enable[256]; /* [plugins] enable */
+	int last_status;  /* exit status of the last stop, or 0 */
 	char extra[8192]; /* extra config text, kept for restarts */
 };
 
@@ -53,8 +54,10 @@ int hearthd_restart(struct hearthd *h);
 /* Send sig, wait up to timeout_ms; returns the exit status (0..255), 128+N
  * for a signal death, or -1 on timeout (then it is SIGKILLed). */
 int hearthd_signal_wait(struct hearthd *h, int sig, int timeout_ms);
-/* Stop (SIGTERM) and remove the temp dir. */
-void hearthd_cleanup(struct hearthd *h);
+/* Stop (SIGTERM) and remove the temp dir. Returns the exit status of the
+ * last stop (0: clean; under ASan a leak or error makes it non-zero) and
+ * prints the daemon's log when it is not 0. */
+int hearthd_cleanup(struct hearthd *h);
 /* True when the hearthd log contains text. */
 bool hearthd_log_contains(const struct hearthd *h, const char *text);
 

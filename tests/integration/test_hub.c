@@ -41,9 +41,11 @@ static int teardown(void **state)
 {
 	struct env *e = *state;
 	client_free(e->c);
-	hearthd_cleanup(&e->hub);
+	int status = hearthd_cleanup(&e->hub);
 	broker_stop(&e->broker);
 	free(e);
+	/* a clean exit also proves no sanitizer report in the daemon */
+	assert_int_equal(status, 0);
 	return 0;
 }
 
