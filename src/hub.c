@@ -251,6 +251,8 @@ int hub_state_report(struct hearth_hub *hub, void *owner, const char *id,
 	int64_t now = hub_now_ms();
 	dev->last_seen_ms = now;
 	hub->state_updates++;
+	if (n > 0)
+		registry_stamp(dev, changed, (size_t)n, now);
 	set_available(hub, dev, true);
 	if (n > 0 || dev->report_requested) {
 		dev->report_requested = false;

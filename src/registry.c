@@ -65,6 +65,7 @@ static void device_free(struct device *dev)
 	free(dev->room);
 	cap_array_free(dev->caps, dev->n_caps);
 	cJSON_Delete(dev->state);
+	cJSON_Delete(dev->state_ms);
 	free(dev);
 }
 
@@ -302,7 +303,8 @@ int registry_add(struct registry *reg, const char *id, const char *name, const c
 	dev->name = strdup(name);
 	dev->plugin = strdup(plugin ? plugin : "");
 	dev->state = cJSON_CreateObject();
-	if (!dev->id || !dev->name || !dev->plugin || !dev->state) {
+	dev->state_ms = cJSON_CreateObject();
+	if (!dev->id || !dev->name || !dev->plugin || !dev->state || !dev->state_ms) {
 		device_free(dev);
 		set_err(err, err_len, "out of memory");
 		return -ENOMEM;
@@ -472,6 +474,20 @@ int registry_merge_json(struct device *dev, const cJSON *object, const char **ch
 		}
 	}
 	return n_changed;
+}
+
+int registry_stamp(struct device *dev, const char *const *names, size_t n, int64_t ms)
+{
+	for (size_t i = 0; i < n; i++) {
+		cJSON *v = cJSON_CreateNumber((double)ms);
+		if (!v)
+			return -ENOMEM;
+		if (cJSON_GetObjectItemCaseSensitive(dev->state_ms, names[i]))
+			cJSON_ReplaceItemInObjectCaseSensitive(dev->state_ms, names[i], v);
+		else
+			cJSON_AddItemToObject(dev->state_ms, names[i], v);
+	}
+	return 0;
 }
 
 static void add_text(cJSON *o, const char *key, const char *value)

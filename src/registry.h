@@ -35,6 +35,7 @@ struct device {
 	struct cap *caps;
 	size_t n_caps;
 	cJSON *state;	   /* object of attribute values; never NULL */
+	cJSON *state_ms;   /* attribute -> ms since the epoch it last changed; never NULL */
 	int64_t last_seen_ms;
 	bool available;
 	bool present;	   /* its plugin added it in this run */
@@ -111,6 +112,10 @@ int registry_merge(struct device *dev, const struct hearth_attr *attrs, size_t n
 /* Same for a JSON object (used when restoring stored state). */
 int registry_merge_json(struct device *dev, const cJSON *object, const char **changed,
 			size_t changed_cap);
+
+/* Record that the named attributes changed at ms (for "for" conditions and
+ * holds that survive a restart). 0 or -ENOMEM. */
+int registry_stamp(struct device *dev, const char *const *names, size_t n, int64_t ms);
 
 /* JSON description of a device as in <base>/bridge/devices (new object). */
 cJSON *registry_device_to_json(const struct device *dev);

@@ -703,6 +703,9 @@ out:
 	int64_t ts_ms = sqlite3_column_int64(st, 3);
 	if (ts_ms > dev->last_seen_ms)
 		dev->last_seen_ms = ts_ms;
+	/* state rows are written only on change: this is when it last changed */
+	if (registry_stamp(dev, &attr, 1, ts_ms) != 0)
+		return -ENOMEM;
 	c->values++;
 	return 0;
 }
