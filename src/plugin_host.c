@@ -445,6 +445,9 @@ static void h_fd_unwatch(hearth_plugin_ctx *ctx, hearth_watch *w)
 /* -- host table: thread pool and post ------------------------------------------ */
 
 static void finish_stop(struct hearth_plugin_ctx *ctx);
+static void unlink_ctx(struct hearth_plugin_ctx *ctx);
+static void ctx_free(struct hearth_plugin_ctx *ctx);
+static void check_all_stopped(struct plugin_host *host);
 
 static void work_run(uv_work_t *req)
 {
@@ -462,12 +465,22 @@ static void work_after(uv_work_t *req, int status)
 		ctx->works = w->next;
 	if (w->next)
 		w->next->prev = w->prev;
-	int st = status == UV_ECANCELED || ctx->phase == P_STOPPING ? -ECANCELED : status;
+	int st = status == UV_ECANCELED || !alive(ctx) ? -ECANCELED : status;
 	if (w->done)
 		w->done(w->user, st);
 	free(w);
-	if (ctx->phase == P_STOPPING && !ctx->works)
+	if (ctx->works)
+		return;
+	if (ctx->phase == P_STOPPING) {
 		finish_stop(ctx);
+	} else if (ctx->phase == P_STOPPED) {
+		/* refused (init or start failed) while its work ran: it goes
+		 * now that the last work is done */
+		struct plugin_host *host = ctx->host;
+		unlink_ctx(ctx);
+		ctx_free(ctx);
+		check_all_stopped(host);
+	}
 }
 
 static int h_work_queue(hearth_plugin_ctx *ctx, hearth_work_fn fn, hearth_done_fn done, void *user)
@@ -654,8 +667,29 @@ static void unlink_ctx(struct hearth_plugin_ctx *ctx)
 	}
 }
 
+/* Posts still queued for a plugin that goes away are dropped: their
+ * functions live in the object about to be closed. */
+static void drop_posts(struct hearth_plugin_ctx *ctx)
+{
+	struct plugin_host *host = ctx->host;
+	pthread_mutex_lock(&host->lock);
+	host->posts_tail = NULL;
+	for (struct post **p = &host->posts; *p;) {
+		if ((*p)->ctx == ctx) {
+			struct post *gone = *p;
+			*p = gone->next;
+			free(gone);
+		} else {
+			host->posts_tail = *p;
+			p = &(*p)->next;
+		}
+	}
+	pthread_mutex_unlock(&host->lock);
+}
+
 static void ctx_free(struct hearth_plugin_ctx *ctx)
 {
+	drop_posts(ctx);
 	/* code may still run on the pool: the object stays mapped until then */
 	if (ctx->dl && !ctx->works)
 		dlclose(ctx->dl);
@@ -831,7 +865,7 @@ void plugin_host_start_all(struct plugin_host *host)
 static void check_all_stopped(struct plugin_host *host)
 {
 	for (struct hearth_plugin_ctx *c = host->plugins; c; c = c->next)
-		if (c->phase == P_STOPPING)
+		if (c->phase == P_STOPPING || (c->phase == P_STOPPED && c->works))
 			return;
 	if (host->stop_done) {
 		void (*done)(void *) = host->stop_done;

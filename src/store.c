@@ -61,6 +61,17 @@ static const struct migration {
 	    " id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, device_id TEXT,"
 	    " type TEXT NOT NULL, data TEXT);"
 	    "CREATE INDEX events_ts ON events(ts_ms);"},
+	{2, "CREATE TABLE documents("
+	    " kind TEXT NOT NULL, id TEXT NOT NULL, definition TEXT NOT NULL,"
+	    " source INTEGER NOT NULL DEFAULT 0, updated_ms INTEGER NOT NULL,"
+	    " PRIMARY KEY(kind, id)) WITHOUT ROWID;"
+	    "CREATE TABLE rule_timers("
+	    " key TEXT PRIMARY KEY NOT NULL, rule_id TEXT NOT NULL, record TEXT NOT NULL,"
+	    " updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
+	    "CREATE TABLE rule_traces("
+	    " id INTEGER PRIMARY KEY, rule_id TEXT NOT NULL, ts_ms INTEGER NOT NULL,"
+	    " trace TEXT NOT NULL);"
+	    "CREATE INDEX rule_traces_rule ON rule_traces(rule_id, id);"},
 };
 
 enum stmt_id {
@@ -77,6 +88,18 @@ enum stmt_id {
 	S_EVENT_PRUNE,
 	S_DEV_LOAD,
 	S_STATE_LOAD,
+	S_DOC_PUT,
+	S_DOC_DELETE,
+	S_DOC_LOAD,
+	S_TIMER_PUT,
+	S_TIMER_DELETE,
+	S_TIMER_DELETE_RULE,
+	S_TIMER_LOAD,
+	S_TRACE_ADD,
+	S_TRACE_TRIM,
+	S_TRACE_DELETE_RULE,
+	S_TRACE_LOAD,
+	S_FIRING_STATS,
 	S_COUNT
 };
 
@@ -109,9 +132,30 @@ static const char *const stmt_sql[S_COUNT] = {
 		       " description_by_user, room, capabilities"
 		       " FROM devices ORDER BY created_ms, rowid",
 	[S_STATE_LOAD] = "SELECT device_id, attribute, value, updated_ms FROM state",
+	[S_DOC_PUT] = "INSERT INTO documents(kind, id, definition, source, updated_ms)"
+		      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(kind, id) DO UPDATE SET"
+		      " definition = excluded.definition, source = excluded.source,"
+		      " updated_ms = excluded.updated_ms",
+	[S_DOC_DELETE] = "DELETE FROM documents WHERE kind = ?1 AND id = ?2",
+	[S_DOC_LOAD] = "SELECT id, definition, source FROM documents WHERE kind = ?1"
+		       " ORDER BY updated_ms, id",
+	[S_TIMER_PUT] = "INSERT INTO rule_timers(key, rule_id, record, updated_ms)"
+			" VALUES(?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET"
+			" rule_id = excluded.rule_id, record = excluded.record,"
+			" updated_ms = excluded.updated_ms",
+	[S_TIMER_DELETE] = "DELETE FROM rule_timers WHERE key = ?1",
+	[S_TIMER_DELETE_RULE] = "DELETE FROM rule_timers WHERE rule_id = ?1",
+	[S_TIMER_LOAD] = "SELECT key, rule_id, record FROM rule_timers",
+	[S_TRACE_ADD] = "INSERT INTO rule_traces(rule_id, ts_ms, trace) VALUES(?2, ?4, ?3)",
+	[S_TRACE_TRIM] = "DELETE FROM rule_traces WHERE rule_id = ?1 AND id NOT IN"
+			 " (SELECT id FROM rule_traces WHERE rule_id = ?1 ORDER BY id DESC LIMIT ?2)",
+	[S_TRACE_DELETE_RULE] = "DELETE FROM rule_traces WHERE rule_id = ?1",
+	[S_TRACE_LOAD] = "SELECT rule_id, trace FROM rule_traces ORDER BY id",
+	[S_FIRING_STATS] = "SELECT json_extract(data, '$.rule'), count(*), max(ts_ms) FROM events"
+			   " WHERE type = 'rule_fired' GROUP BY 1",
 };
 
-enum entry_kind { ENTRY_STATE, ENTRY_EVENT };
+enum entry_kind { ENTRY_STATE, ENTRY_EVENT, ENTRY_TRACE };
 
 /* One queued state update or event; its strings live in text[]. */
 struct entry {
@@ -424,12 +468,31 @@ static int write_event(struct store *s, const struct entry *e, uint64_t *written
 	return rc;
 }
 
+/* A trace row (device_id unused, name = rule id, json = trace), then the
+ * rule's older traces beyond the kept number go. */
+static int write_trace(struct store *s, const struct entry *e, uint64_t *written)
+{
+	bind_entry(s->stmt[S_TRACE_ADD], e);
+	int rc = run(s, S_TRACE_ADD, "insert trace");
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = s->stmt[S_TRACE_TRIM];
+	bind_text(st, 1, e->name);
+	sqlite3_bind_int(st, 2, STORE_TRACES_KEPT);
+	if ((rc = run(s, S_TRACE_TRIM, "trim traces")))
+		return rc;
+	(*written)++;
+	return 0;
+}
+
 static int write_queue(struct store *s, bool keep_history, uint64_t *written)
 {
 	for (struct entry *e = s->head; e; e = e->next) {
 		int rc = 0;
 		if (e->kind == ENTRY_STATE)
 			rc = write_state(s, e, keep_history, written);
+		else if (e->kind == ENTRY_TRACE)
+			rc = write_trace(s, e, written);
 		else if (keep_history)
 			rc = write_event(s, e, written);
 		if (rc)
@@ -976,6 +1039,175 @@ void store_close(struct store *store, int64_t now_ms)
 int store_schema_version(struct store *store)
 {
 	return store->version;
+}
+
+/* -- rules, scenes, durable timers, traces ----------------------------------- */
+
+static const char *const doc_kinds[] = {"rule", "scene"};
+
+int store_doc_put(struct store *store, enum store_doc kind, const char *id, const cJSON *doc,
+		  int source, int64_t now_ms)
+{
+	char *text = cJSON_PrintUnformatted(doc);
+	if (!text)
+		return -ENOMEM;
+	sqlite3_stmt *st = store->stmt[S_DOC_PUT];
+	bind_text(st, 1, doc_kinds[kind]);
+	bind_text(st, 2, id);
+	bind_text(st, 3, text);
+	sqlite3_bind_int(st, 4, source);
+	sqlite3_bind_int64(st, 5, now_ms);
+	int rc = run(store, S_DOC_PUT, "write document");
+	cJSON_free(text);
+	return rc;
+}
+
+int store_doc_delete(struct store *store, enum store_doc kind, const char *id)
+{
+	sqlite3_stmt *st = store->stmt[S_DOC_DELETE];
+	bind_text(st, 1, doc_kinds[kind]);
+	bind_text(st, 2, id);
+	int rc = run(store, S_DOC_DELETE, "delete document");
+	if (rc || kind != STORE_DOC_RULE)
+		return rc;
+	bind_text(store->stmt[S_TIMER_DELETE_RULE], 1, id);
+	if ((rc = run(store, S_TIMER_DELETE_RULE, "delete rule timers")))
+		return rc;
+	bind_text(store->stmt[S_TRACE_DELETE_RULE], 1, id);
+	return run(store, S_TRACE_DELETE_RULE, "delete rule traces");
+}
+
+/* Step through a SELECT, handing each row to fn; a row fn refuses is
+ * skipped. Returns 0 or the SQLite failure as errno. */
+static int each_row(struct store *s, enum stmt_id id, int (*fn)(sqlite3_stmt *, void *),
+		    void *user, const char *what)
+{
+	sqlite3_stmt *st = s->stmt[id];
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(st, user);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : note(s, rc, what);
+}
+
+struct doc_load {
+	store_doc_fn fn;
+	void *user;
+};
+
+static int doc_row(sqlite3_stmt *st, void *user)
+{
+	struct doc_load *l = user;
+	cJSON *doc = cJSON_Parse(col_text(st, 1) ? col_text(st, 1) : "");
+	if (doc && col_text(st, 0))
+		l->fn(l->user, col_text(st, 0), doc, sqlite3_column_int(st, 2));
+	cJSON_Delete(doc);
+	return 0;
+}
+
+int store_doc_load(struct store *store, enum store_doc kind, store_doc_fn fn, void *user)
+{
+	struct doc_load l = {fn, user};
+	bind_text(store->stmt[S_DOC_LOAD], 1, doc_kinds[kind]);
+	return each_row(store, S_DOC_LOAD, doc_row, &l, "load documents");
+}
+
+int store_timer_put(struct store *store, const char *key, const char *rule_id,
+		    const cJSON *record, int64_t now_ms)
+{
+	int rc;
+	if (!record) {
+		bind_text(store->stmt[S_TIMER_DELETE], 1, key);
+		return run(store, S_TIMER_DELETE, "delete rule timer");
+	}
+	char *text = cJSON_PrintUnformatted(record);
+	if (!text)
+		return -ENOMEM;
+	sqlite3_stmt *st = store->stmt[S_TIMER_PUT];
+	bind_text(st, 1, key);
+	bind_text(st, 2, rule_id);
+	bind_text(st, 3, text);
+	sqlite3_bind_int64(st, 4, now_ms);
+	rc = run(store, S_TIMER_PUT, "write rule timer");
+	cJSON_free(text);
+	return rc;
+}
+
+struct timer_load {
+	store_timer_fn fn;
+	void *user;
+};
+
+static int timer_row(sqlite3_stmt *st, void *user)
+{
+	struct timer_load *l = user;
+	cJSON *rec = cJSON_Parse(col_text(st, 2) ? col_text(st, 2) : "");
+	if (rec && col_text(st, 0) && col_text(st, 1))
+		l->fn(l->user, col_text(st, 0), col_text(st, 1), rec);
+	cJSON_Delete(rec);
+	return 0;
+}
+
+int store_timer_load(struct store *store, store_timer_fn fn, void *user)
+{
+	struct timer_load l = {fn, user};
+	return each_row(store, S_TIMER_LOAD, timer_row, &l, "load rule timers");
+}
+
+int store_trace_queue(struct store *store, const char *rule_id, const cJSON *trace, int64_t ts_ms)
+{
+	if (!name_ok(rule_id) || !trace)
+		return -EINVAL;
+	char *json = cJSON_PrintUnformatted(trace);
+	if (!json)
+		return -ENOMEM;
+	struct entry *e = entry_new(ENTRY_TRACE, ts_ms, NULL, rule_id, json);
+	cJSON_free(json);
+	if (!e)
+		return -ENOMEM;
+	enqueue(store, e);
+	return 0;
+}
+
+struct trace_load {
+	store_trace_fn fn;
+	void *user;
+};
+
+static int trace_row(sqlite3_stmt *st, void *user)
+{
+	struct trace_load *l = user;
+	cJSON *trace = cJSON_Parse(col_text(st, 1) ? col_text(st, 1) : "");
+	if (trace && col_text(st, 0))
+		l->fn(l->user, col_text(st, 0), trace);
+	cJSON_Delete(trace);
+	return 0;
+}
+
+int store_trace_load(struct store *store, store_trace_fn fn, void *user)
+{
+	struct trace_load l = {fn, user};
+	return each_row(store, S_TRACE_LOAD, trace_row, &l, "load traces");
+}
+
+struct firing_load {
+	store_firing_fn fn;
+	void *user;
+};
+
+static int firing_row(sqlite3_stmt *st, void *user)
+{
+	struct firing_load *l = user;
+	if (col_text(st, 0))
+		l->fn(l->user, col_text(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+		      sqlite3_column_int64(st, 2));
+	return 0;
+}
+
+int store_firing_stats(struct store *store, store_firing_fn fn, void *user)
+{
+	struct firing_load l = {fn, user};
+	return each_row(store, S_FIRING_STATS, firing_row, &l, "count firings");
 }
 
 void store_get_stats(const struct store *store, struct store_stats *out)

@@ -16,6 +16,11 @@
  *   history(id PK, device_id, attribute, value JSON, ts_ms) + index (ts_ms),
  *           index (device_id, attribute, ts_ms)
  *   events(id PK, ts_ms, device_id, type, data JSON) + index (ts_ms)
+ * Version 2 (the automation engine):
+ *   documents(kind "rule"|"scene", id, definition JSON, source, updated_ms)
+ *   rule_timers(key PK, rule_id, record JSON, updated_ms): durable deadlines
+ *   rule_traces(id PK, rule_id, ts_ms, trace JSON): the last 20 per rule
+ *   Firings are events of type "rule_fired" (kept like history).
  *
  * Edge module: logs its own failures. Loop thread only.
  */
@@ -29,7 +34,8 @@
 
 #include "registry.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
+#define STORE_TRACES_KEPT 20 /* per rule */
 #define STORE_PRUNE_BATCH 500 /* history rows deleted per flush at most */
 
 struct store;
@@ -83,6 +89,36 @@ int store_flush(struct store *store, int64_t now_ms, int history_days);
  * a row that cannot be loaded is logged and skipped, never fatal.
  */
 int store_load(struct store *store, struct registry *reg, char *err, size_t err_len);
+
+/* -- rules and scenes (commit at once) -------------------------------------- */
+
+enum store_doc { STORE_DOC_RULE = 0, STORE_DOC_SCENE = 1 };
+
+/* Insert or replace a rule or scene definition. 0 or negative errno. */
+int store_doc_put(struct store *store, enum store_doc kind, const char *id, const cJSON *doc,
+		  int source, int64_t now_ms);
+/* Delete one (a rule's timers and traces go with it). */
+int store_doc_delete(struct store *store, enum store_doc kind, const char *id);
+/* Every stored definition of a kind, oldest first; doc is borrowed. */
+typedef void (*store_doc_fn)(void *user, const char *id, const cJSON *doc, int source);
+int store_doc_load(struct store *store, enum store_doc kind, store_doc_fn fn, void *user);
+
+/* Durable rule timers: record NULL deletes. Commit at once. */
+int store_timer_put(struct store *store, const char *key, const char *rule_id,
+		    const cJSON *record, int64_t now_ms);
+typedef void (*store_timer_fn)(void *user, const char *key, const char *rule_id,
+			       const cJSON *record);
+int store_timer_load(struct store *store, store_timer_fn fn, void *user);
+
+/* Queue a rule trace (batched like state; the newest STORE_TRACES_KEPT per
+ * rule stay). */
+int store_trace_queue(struct store *store, const char *rule_id, const cJSON *trace, int64_t ts_ms);
+/* Every stored trace, oldest first. */
+typedef void (*store_trace_fn)(void *user, const char *rule_id, const cJSON *trace);
+int store_trace_load(struct store *store, store_trace_fn fn, void *user);
+/* Per rule: firings recorded (within the history window) and the last time. */
+typedef void (*store_firing_fn)(void *user, const char *rule_id, uint64_t count, int64_t last_ms);
+int store_firing_stats(struct store *store, store_firing_fn fn, void *user);
 
 /* Figures for health_check and the benchmark. */
 struct store_stats {

@@ -240,7 +240,7 @@ static void test_open_creates_schema(void **state)
 {
 	struct fixture *fx = *state;
 	struct store *s = open_store(fx->path);
-	assert_int_equal(store_schema_version(s), 1);
+	assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
 	assert_int_equal(store_pending(s), 0);
 
 	struct stat st;
@@ -252,7 +252,7 @@ static void test_open_creates_schema(void **state)
 	sqlite3 *db = db_open(fx->path);
 	assert_text(db, "PRAGMA journal_mode", "wal");
 	assert_int_equal(db_int(db, "SELECT count(*) FROM schema_version"), 1);
-	assert_int_equal(db_int(db, "SELECT version FROM schema_version"), 1);
+	assert_int_equal(db_int(db, "SELECT version FROM schema_version"), STORE_SCHEMA_VERSION);
 	assert_int_equal(db_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
 				    " name IN ('devices', 'state', 'history', 'events')"),
 			 4);
@@ -276,11 +276,11 @@ static void test_reopen_keeps_schema(void **state)
 
 	/* Step 1 uses plain CREATE TABLE: running it again would fail. */
 	s = open_store(fx->path);
-	assert_int_equal(store_schema_version(s), 1);
+	assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
 	store_close(s, 2000);
 	sqlite3 *db = db_open(fx->path);
 	assert_int_equal(db_int(db, "SELECT count(*) FROM schema_version"), 1);
-	assert_int_equal(db_int(db, "SELECT version FROM schema_version"), 1);
+	assert_int_equal(db_int(db, "SELECT version FROM schema_version"), STORE_SCHEMA_VERSION);
 	assert_int_equal(db_int(db, "SELECT count(*) FROM devices"), 1);
 	sqlite3_close(db);
 	registry_free(reg);
@@ -303,7 +303,9 @@ static void test_newer_schema_refused(void **state)
 	assert_int_equal(store_open(fx->path, &s, err, sizeof(err)), -EPROTO);
 	assert_null(s);
 	assert_non_null(strstr(err, "99"));
-	assert_non_null(strstr(err, "version 1"));
+	char known[32];
+	snprintf(known, sizeof(known), "version %d", STORE_SCHEMA_VERSION);
+	assert_non_null(strstr(err, known));
 	assert_non_null(strstr(err, fx->path));
 	/* nothing was changed */
 	assert_int_equal(count_at(fx->path, "SELECT version FROM schema_version"), 99);
