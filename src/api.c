@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "automation.h"
 #include "hub.h"
 #include "log.h"
 #include "mqtt.h"
@@ -200,6 +201,13 @@ static void publish_raw(struct hearth_hub *hub, const char *topic, const char *t
 	if (!mqtt_is_connected(hub->mqtt))
 		return;
 	mqtt_publish(hub->mqtt, topic, text, strlen(text), hub->config->mqtt.qos, retain);
+}
+
+void api_publish_bridge(struct hearth_hub *hub, const char *sub, const cJSON *json, bool retain)
+{
+	char topic[TOPIC_MAX];
+	if (topic_for(topic, sizeof(topic), hub->base, "bridge", sub) == 0)
+		publish_json(hub, topic, json, retain);
 }
 
 void api_publish_state(struct hearth_hub *hub, const struct device *dev)
@@ -531,10 +539,34 @@ static int req_health(struct hearth_hub *hub, const cJSON *req, cJSON *data, cha
 	return 0;
 }
 
+static int req_ecosystem(struct hearth_hub *hub, const cJSON *req, cJSON *data, char *err,
+			 size_t err_len)
+{
+	(void)req;
+	(void)err;
+	(void)err_len;
+	cJSON *view = hub_ecosystem(hub);
+	if (!view)
+		return -ENOMEM;
+	char *dot = ecosystem_dot(view);
+	cJSON *item = view->child;
+	while (item) {
+		cJSON *next = item->next;
+		cJSON_AddItemToObject(data, item->string, cJSON_DetachItemViaPointer(view, item));
+		item = next;
+	}
+	cJSON_Delete(view);
+	if (dot)
+		cJSON_AddStringToObject(data, "dot", dot);
+	free(dot);
+	return 0;
+}
+
 static const struct {
 	const char *path;
 	request_fn fn;
 } requests[] = {
+	{"ecosystem", req_ecosystem},
 	{"device/rename", req_rename},	 {"device/remove", req_remove},
 	{"device/options", req_options}, {"permit_join", req_permit_join},
 	{"health_check", req_health},
@@ -565,6 +597,11 @@ static void request_message(struct hearth_hub *hub, const char *topic, const cha
 		goto out;
 	}
 	transaction = cJSON_GetObjectItemCaseSensitive(req, "transaction");
+	if (!fn && hub->automation) {
+		rc = automation_request(hub->automation, path, req, data, err, sizeof(err));
+		if (rc != -ENOENT || err[0])
+			goto out;
+	}
 	if (!fn) {
 		set_err(err, sizeof(err), "unknown request '%.100s'", path);
 		rc = -ENOENT;

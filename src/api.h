@@ -60,6 +60,8 @@ void api_publish_bridge_state(struct hearth_hub *hub, bool online);
 void api_publish_event(struct hearth_hub *hub, const char *type, cJSON *data);
 /* bridge/state online, info, devices, and every device's state and availability. */
 void api_publish_all(struct hearth_hub *hub);
+/* Publish JSON on <base>/bridge/<sub>. */
+void api_publish_bridge(struct hearth_hub *hub, const char *sub, const cJSON *json, bool retain);
 /* Clear the retained state and availability topics of a device name. */
 void api_clear_device(struct hearth_hub *hub, const char *name);
 /* Error for a /set or /get on bridge/response/device/set. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "automation.h"
 #include "log.h"
 #include "mqtt.h"
 #include "plugin_host.h"
@@ -37,7 +38,6 @@ int64_t hub_now_ms(void)
 
 /* -- small helpers ---------------------------------------------------------- */
 
-static void store_touched(struct hearth_hub *hub);
 
 static void on_commit(uv_timer_t *t)
 {
@@ -48,7 +48,7 @@ static void on_commit(uv_timer_t *t)
 
 /* Writes are batched: the first queued write arms a one-shot timer, so an
  * idle hub never wakes up to commit nothing. */
-static void store_touched(struct hearth_hub *hub)
+void hub_store_touched(struct hearth_hub *hub)
 {
 	if (!uv_is_active((uv_handle_t *)&hub->commit_timer))
 		uv_timer_start(&hub->commit_timer, on_commit,
@@ -68,10 +68,37 @@ static void on_devices_timer(uv_timer_t *t)
 	}
 }
 
+cJSON *hub_ecosystem(struct hearth_hub *hub)
+{
+	struct automation *a = hub->automation;
+	return ecosystem_json(hub->registry, a ? automation_rules(a) : NULL,
+			      a ? automation_scenes(a) : NULL, &hub->eco, hub_now_ms());
+}
+
+static void on_eco_timer(uv_timer_t *t)
+{
+	struct hearth_hub *hub = t->data;
+	if (!hub->eco_dirty)
+		return;
+	hub->eco_dirty = false;
+	cJSON *view = hub_ecosystem(hub);
+	if (view)
+		api_publish_bridge(hub, "ecosystem", view, true);
+	cJSON_Delete(view);
+}
+
+void hub_ecosystem_changed(struct hearth_hub *hub)
+{
+	hub->eco_dirty = true;
+	if (!hub->stopping && !uv_is_active((uv_handle_t *)&hub->eco_timer))
+		uv_timer_start(&hub->eco_timer, on_eco_timer, 1000, 0);
+}
+
 void hub_devices_changed(struct hearth_hub *hub)
 {
 	hub->devices_dirty = true;
 	hub->info_dirty = true;
+	hub_ecosystem_changed(hub);
 	/* many changes in one loop turn (a plugin adding 1,000 devices) publish once */
 	if (!uv_is_active((uv_handle_t *)&hub->devices_timer))
 		uv_timer_start(&hub->devices_timer, on_devices_timer, 0, 0);
@@ -87,7 +114,7 @@ static void event_device(struct hearth_hub *hub, const char *type, const struct 
 	cJSON_AddStringToObject(data, "plugin", dev->plugin);
 	if (hub->store)
 		store_event_queue(hub->store, hub_now_ms(), dev->id, type, data);
-	store_touched(hub);
+	hub_store_touched(hub);
 	api_publish_event(hub, type, data);
 }
 
@@ -231,6 +258,8 @@ static void set_available(struct hearth_hub *hub, struct device *dev, bool onlin
 	dev->available = online;
 	api_publish_availability(hub, dev);
 	hub_devices_changed(hub);
+	if (hub->automation)
+		automation_on_availability(hub->automation, dev, online);
 }
 
 int hub_state_report(struct hearth_hub *hub, void *owner, const char *id,
@@ -262,7 +291,9 @@ int hub_state_report(struct hearth_hub *hub, void *owner, const char *id,
 		store_state_queue(hub->store, dev->id, changed[i],
 				  cJSON_GetObjectItemCaseSensitive(dev->state, changed[i]), now);
 	if (n > 0)
-		store_touched(hub);
+		hub_store_touched(hub);
+	if (n > 0 && hub->automation)
+		automation_on_state(hub->automation, dev, changed, (size_t)n);
 	return 0;
 }
 
@@ -286,8 +317,10 @@ int hub_event_report(struct hearth_hub *hub, void *owner, const char *id, const 
 	dev->last_seen_ms = hub_now_ms();
 	if (hub->store) {
 		store_event_queue(hub->store, dev->last_seen_ms, dev->id, type, data);
-		store_touched(hub);
+		hub_store_touched(hub);
 	}
+	if (hub->automation)
+		automation_on_event(hub->automation, dev, type, data);
 	api_publish_event(hub, "device_event", data);
 	return 0;
 }
@@ -443,6 +476,7 @@ static int dispatch(struct hearth_hub *hub, struct device *dev, const cJSON *res
 		return rc;
 	}
 	hub->commands_sent++;
+	ecosystem_count(&hub->eco, ECO_COMMANDS, hub_now_ms());
 	return 0;
 }
 
@@ -535,7 +569,7 @@ int hub_device_rename(struct hearth_hub *hub, struct device *dev, const char *na
 		cJSON_AddStringToObject(data, "to", dev->name);
 		if (hub->store) {
 			store_event_queue(hub->store, hub_now_ms(), dev->id, "device_renamed", data);
-			store_touched(hub);
+			hub_store_touched(hub);
 		}
 		api_publish_event(hub, "device_renamed", data);
 	}
@@ -672,6 +706,10 @@ static void on_connect(void *user, bool connected)
 		return;
 	/* a broker that lost everything gets the whole retained picture back */
 	api_publish_all(hub);
+	if (hub->automation)
+		automation_publish_all(hub->automation);
+	hub->eco_dirty = true;
+	on_eco_timer(&hub->eco_timer);
 	become_ready(hub);
 }
 
@@ -680,6 +718,8 @@ static void on_message(void *user, const char *topic, const void *payload, size_
 {
 	struct hearth_hub *hub = user;
 	hub->messages_in++;
+	if (hub->automation && !hub->stopping)
+		automation_on_mqtt(hub->automation, topic, payload, len);
 	size_t bl = strlen(hub->base);
 	if (strncmp(topic, hub->base, bl) == 0 && topic[bl] == '/') {
 		if (!hub->stopping)
@@ -756,13 +796,14 @@ static int start_mqtt(struct hearth_hub *hub)
 
 /* -- life cycle ------------------------------------------------------------------------- */
 
-#define HUB_TIMERS 4
+#define HUB_TIMERS 5
 static void timers_of(struct hearth_hub *hub, uv_timer_t *out[HUB_TIMERS])
 {
 	out[0] = &hub->commit_timer;
 	out[1] = &hub->devices_timer;
 	out[2] = &hub->command_timer;
 	out[3] = &hub->ready_timer;
+	out[4] = &hub->eco_timer;
 }
 
 int hub_new(uv_loop_t *loop, struct hearth_config *config, struct hearth_hub **out)
@@ -785,6 +826,7 @@ int hub_new(uv_loop_t *loop, struct hearth_config *config, struct hearth_hub **o
 	uv_timer_init(loop, &hub->devices_timer);
 	uv_timer_init(loop, &hub->command_timer);
 	uv_timer_init(loop, &hub->ready_timer);
+	uv_timer_init(loop, &hub->eco_timer);
 	uv_timer_t *t[HUB_TIMERS];
 	timers_of(hub, t);
 	for (size_t i = 0; i < HUB_TIMERS; i++)
@@ -829,6 +871,9 @@ int hub_start(struct hearth_hub *hub, void (*ready_fn)(void *), void *ready_user
 	mqtt_start(hub->mqtt);
 	plugin_host_load_enabled(hub->plugins);
 	plugin_host_start_all(hub->plugins);
+	/* rules see every device the plugins brought */
+	if ((rc = automation_start(hub, &hub->automation)))
+		return rc;
 	uv_timer_start(&hub->command_timer, on_command_timer, 1000, 1000);
 	uv_timer_start(&hub->ready_timer, on_ready_timer, READY_WAIT_MS, 0);
 	hub->started = true;
@@ -872,6 +917,7 @@ void hub_stop(struct hearth_hub *hub, void (*done)(void *user), void *user)
 	for (size_t i = 0; i < HUB_TIMERS; i++)
 		uv_timer_stop(t[i]);
 	log_info(src, "stopping");
+	automation_stop(hub->automation);
 	if (hub->plugins)
 		plugin_host_stop_all(hub->plugins, plugins_stopped, hub);
 	else
@@ -886,6 +932,8 @@ void hub_reload(struct hearth_hub *hub, const struct hearth_config *fresh)
 	hub->config->log.json = fresh->log.json;
 	hub->info_dirty = true;
 	hub_devices_changed(hub);
+	if (hub->automation)
+		automation_reload(hub->automation);
 	log_info(src, "configuration reloaded (log level %s)", log_level_name(fresh->log.level));
 }
 
@@ -900,6 +948,7 @@ void hub_free(struct hearth_hub *hub)
 		return;
 	log_set_sink(NULL, NULL);
 	hub->stopping = true;
+	automation_stop(hub->automation);
 	plugin_host_free(hub->plugins);
 	hub->plugins = NULL;
 	mqtt_free(hub->mqtt);
@@ -909,6 +958,7 @@ void hub_free(struct hearth_hub *hub)
 		uv_close((uv_handle_t *)t[i], timer_closed);
 	/* let the closes complete before the memory goes */
 	uv_run(hub->loop, UV_RUN_NOWAIT);
+	automation_free(hub->automation);
 	store_close(hub->store, hub_now_ms());
 	for (size_t i = 0; i < hub->n_commands; i++)
 		free(hub->commands[i].device_id);

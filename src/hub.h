@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "ecosystem.h"
 #include "registry.h"
 
 #define HUB_PAYLOAD_MAX (64 * 1024) /* bytes of an incoming JSON payload */
@@ -28,6 +29,7 @@ struct store;
 struct mqtt;
 struct plugin_host;
 struct pending_command;
+struct automation;
 
 struct hearth_hub {
 	uv_loop_t *loop;
@@ -36,12 +38,16 @@ struct hearth_hub {
 	struct store *store;
 	struct mqtt *mqtt;
 	struct plugin_host *plugins;
+	struct automation *automation;
 	const char *base; /* config->mqtt.base_topic */
 
 	uv_timer_t commit_timer;
 	uv_timer_t devices_timer; /* coalesces bridge/devices republishing */
 	uv_timer_t command_timer; /* expires commands a plugin never finished */
 	uv_timer_t ready_timer;	  /* READY even when the broker is away */
+	uv_timer_t eco_timer;	  /* bridge/ecosystem at most once a second */
+	bool eco_dirty;
+	struct eco_counts eco;
 	bool devices_dirty;
 	bool info_dirty;
 
@@ -64,6 +70,7 @@ struct hearth_hub {
 	uint64_t commands_sent;
 	uint64_t messages_in;
 	uint64_t errors_logged;
+	uint64_t firings;
 };
 
 /* Current time in ms since the epoch. */
@@ -131,5 +138,11 @@ cJSON *hub_health(struct hearth_hub *hub);
 
 /* Mark bridge/devices (and bridge/info) for republishing soon. */
 void hub_devices_changed(struct hearth_hub *hub);
+/* Something was queued for the store: commit within commit_interval_ms. */
+void hub_store_touched(struct hearth_hub *hub);
+/* The flywheel figures changed: republish bridge/ecosystem (at most 1/s). */
+void hub_ecosystem_changed(struct hearth_hub *hub);
+/* The flywheel view (new object). */
+cJSON *hub_ecosystem(struct hearth_hub *hub);
 
 #endif

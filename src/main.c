@@ -199,6 +199,11 @@ int main(int argc, char **argv)
 		config_free(config);
 		return 0;
 	}
+	/* rules read local time: [location] timezone, else the system's */
+	if (config->location.timezone) {
+		setenv("TZ", config->location.timezone, 1);
+	}
+	tzset();
 	config->log.level = adjusted(config->log.level, d.verbosity);
 	log_set_level(config->log.level);
 	log_set_format(config->log.json);

@@ -1462,15 +1462,47 @@ cJSON *rules_to_json(const struct rules *r)
 cJSON *rules_traces(const struct rules *r, const char *id)
 {
 	struct rule *rule = map_get(&r->by_id, id);
-	return rule ? cJSON_Duplicate(rule->traces, 1) : NULL;
+	if (!rule)
+		return NULL;
+	cJSON *all = cJSON_Duplicate(rule->traces, 1);
+	/* runs still going come first: "why is the light still on?" */
+	for (struct run *run = rule->runs; run && all; run = run->next) {
+		cJSON *t = cJSON_Duplicate(run->trace, 1);
+		if (!t)
+			break;
+		static const char *const states[] = {"running", "waiting for its delay",
+						     "waiting for its wait trigger", "queued",
+						     "done"};
+		char what[200];
+		const struct instr *in = (size_t)run->pc < rule->n_prog ? &rule->prog[run->pc] : NULL;
+		snprintf(what, sizeof(what), "%s (at %s)", states[run->state],
+			 run->state == R_DELAY && run->pc > 0 ? rule->prog[run->pc - 1].path
+			 : in				      ? in->path
+							      : "the end");
+		cJSON_AddStringToObject(t, "outcome", what);
+		cJSON_InsertItemInArray(all, 0, t);
+	}
+	return all;
+}
+
+void rules_set_fired(struct rules *r, const char *id, uint64_t count, int64_t last_ms)
+{
+	struct rule *rule = map_get(&r->by_id, id);
+	if (rule) {
+		rule->fired_count = count;
+		rule->last_fired_ms = last_ms;
+	}
 }
 
 void rules_trace_restore(struct rules *r, const char *id, const cJSON *trace)
 {
 	struct rule *rule = map_get(&r->by_id, id);
-	if (!rule || cJSON_GetArraySize(rule->traces) >= RULES_TRACES_KEPT)
+	if (!rule)
 		return;
-	cJSON_AddItemToArray(rule->traces, cJSON_Duplicate(trace, 1));
+	/* stored oldest first: each one goes in front */
+	cJSON_InsertItemInArray(rule->traces, 0, cJSON_Duplicate(trace, 1));
+	while (cJSON_GetArraySize(rule->traces) > RULES_TRACES_KEPT)
+		cJSON_DeleteItemFromArray(rule->traces, RULES_TRACES_KEPT);
 }
 
 int rules_replace_device(struct rules *r, const char *old_id, const char *new_id)

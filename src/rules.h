@@ -99,6 +99,8 @@ cJSON *rules_definition(const struct rules *rules, const char *id);
 cJSON *rules_to_json(const struct rules *rules);
 /* The last traces of a rule, newest first (new array), or NULL. */
 cJSON *rules_traces(const struct rules *rules, const char *id);
+/* Firing figures restored from the store. */
+void rules_set_fired(struct rules *rules, const char *id, uint64_t count, int64_t last_ms);
 /* A trace restored from the store (appended oldest first). */
 void rules_trace_restore(struct rules *rules, const char *id, const cJSON *trace);
 /* Rebind every rule from device old_id to new_id. Returns rules changed. */
