@@ -32,6 +32,7 @@ struct automation {
 	uv_timer_t publish_timer;
 	bool rules_dirty, scenes_dirty;
 	bool stopped;
+	bool running; /* start triggers fired, timers armed */
 };
 
 /* -- the engine's host ------------------------------------------------------------ */
@@ -146,7 +147,7 @@ static void on_timer(uv_timer_t *t);
 /* After anything that may have moved the next deadline. */
 static void rearm(struct automation *a)
 {
-	if (a->stopped)
+	if (a->stopped || !a->running)
 		return;
 	int64_t next = rules_next_deadline(a->rules);
 	if (next < 0) {
@@ -439,11 +440,18 @@ int automation_start(struct hearth_hub *hub, struct automation **out)
 	}
 	log_info(src, "%zu rules and %zu scenes loaded in %.1f ms", rules_count(a->rules),
 		 scenes_count(a->scenes), (double)(uv_hrtime() - t0) / 1e6);
+	a->rules_dirty = a->scenes_dirty = true;
+	return 0;
+}
+
+void automation_go(struct automation *a)
+{
+	if (!a || a->running)
+		return;
+	a->running = true;
 	rules_start(a->rules);
 	rearm(a);
-	a->rules_dirty = a->scenes_dirty = true;
 	schedule_publish(a);
-	return 0;
 }
 
 void automation_reload(struct automation *a)

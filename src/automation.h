@@ -21,9 +21,12 @@
 struct hearth_hub;
 struct automation;
 
-/* Create, load rules and scenes, restore durable timers, fire start
- * triggers. 0 or -ENOMEM (load problems are logged, never fatal). */
+/* Create, load rules and scenes, restore durable timers. 0 or -ENOMEM
+ * (load problems are logged, never fatal). */
 int automation_start(struct hearth_hub *hub, struct automation **out);
+/* The hub is ready (its retained state is out): fire start triggers, run
+ * what came due while it was down, arm the timer. Once. */
+void automation_go(struct automation *a);
 /* Stop the timer (before the loop ends); durable timers stay stored. */
 void automation_stop(struct automation *a);
 void automation_free(struct automation *a);

@@ -686,6 +686,8 @@ static void become_ready(struct hearth_hub *hub)
 	if (hub->ready || hub->stopping)
 		return;
 	hub->ready = true;
+	/* rules act only once the world can hear them */
+	automation_go(hub->automation);
 	if (hub->ready_fn)
 		hub->ready_fn(hub->ready_user);
 }

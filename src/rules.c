@@ -1046,7 +1046,8 @@ static void due_hold(struct rules *r, struct trigger *t)
 {
 	cJSON *snap = t->pending;
 	t->pending = NULL;
-	bool missed = now(r) - (t->hold_since_ms + t->for_ms) > 1000;
+	bool missed = t->hold_missed;
+	t->hold_missed = false;
 	hold_cancel(r, t);
 	if (snap && missed)
 		cJSON_AddBoolToObject(snap, "missed", true);
@@ -1601,6 +1602,7 @@ static int restore_hold(struct rules *r, struct rule *rule, const cJSON *rec)
 	if (!copy)
 		return -ENOMEM;
 	hold_start(r, t, copy, (int64_t)since->valuedouble);
+	t->hold_missed = (int64_t)since->valuedouble + t->for_ms <= now(r);
 	return 0;
 }
 

@@ -57,6 +57,7 @@ struct trigger {
 	int index;
 	uint64_t seq;		/* bumps to cancel its heap entry */
 	int64_t hold_since_ms;	/* a pending for-hold started then (0: none) */
+	bool hold_missed;	/* restored after its deadline passed while the hub was down */
 	int64_t next_ms;	/* scheduled time trigger / debounce deadline */
 	cJSON *pending;		/* snapshot held for a for-hold or debounce */
 };
