@@ -520,6 +520,26 @@ static int req_permit_join(struct hearth_hub *hub, const cJSON *req, cJSON *data
 	return rc;
 }
 
+/* Rebind rules and scenes from one device to another (a replaced sensor). */
+static int req_replace(struct hearth_hub *hub, const cJSON *req, cJSON *data, char *err,
+		       size_t err_len)
+{
+	struct device *from = req_device(hub, req, "from", err, err_len);
+	struct device *to = from ? req_device(hub, req, "to", err, err_len) : NULL;
+	if (!from || !to)
+		return -EINVAL;
+	if (from == to) {
+		snprintf(err, err_len, "'from' and 'to' are the same device");
+		return -EINVAL;
+	}
+	int n = hub->automation ? automation_replace_device(hub->automation, from->id, to->id) : 0;
+	cJSON_AddStringToObject(data, "from", from->id);
+	cJSON_AddStringToObject(data, "to", to->id);
+	cJSON_AddNumberToObject(data, "rebound", n);
+	log_info(src, "rules and scenes moved from %s to %s (%d changed)", from->id, to->id, n);
+	return 0;
+}
+
 static int req_health(struct hearth_hub *hub, const cJSON *req, cJSON *data, char *err,
 		      size_t err_len)
 {
@@ -568,6 +588,7 @@ static const struct {
 } requests[] = {
 	{"ecosystem", req_ecosystem},
 	{"device/rename", req_rename},	 {"device/remove", req_remove},
+	{"device/replace", req_replace},
 	{"device/options", req_options}, {"permit_join", req_permit_join},
 	{"health_check", req_health},
 };

@@ -314,6 +314,14 @@ static void load_rule_file(struct automation *a, const char *path, cJSON *seen)
 	cJSON *one = cJSON_IsArray(j) ? j->child : j;
 	for (; one; one = cJSON_IsArray(j) ? one->next : NULL) {
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(one, "id");
+		/* a file may hold scenes too: objects with "targets" */
+		if (cJSON_GetObjectItemCaseSensitive(one, "targets")) {
+			if (scenes_add(a->scenes, one, err, sizeof(err)) != 0)
+				log_error(src, "%s: %s; the others still load", path, err);
+			else
+				a->scenes_dirty = true;
+			continue;
+		}
 		if (cJSON_IsString(id) && rules_exists(a->rules, id->valuestring) &&
 		    rules_source_of(a->rules, id->valuestring) == RULES_SOURCE_API)
 			log_warning(src, "rule '%s' from %s replaces the stored rule of that id (the "

@@ -250,6 +250,41 @@ static void test_file_rule_and_bad_file(void **state)
 	cJSON_Delete(r);
 }
 
+/* The rules and scenes `make run` uses load without a single complaint,
+ * and the demo button really activates the evening scene. */
+static void test_demo_rules_load(void **state)
+{
+	(void)state;
+	struct broker broker;
+	struct hearthd hub;
+	char cwd[512], extra[1024];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	snprintf(extra, sizeof(extra),
+		 "[rules]\ndir = %s/config/rules\n[location]\nlatitude = 52.37\nlongitude = 4.90\n"
+		 "[plugin.virtual]\ninterval_ms = 0\n",
+		 cwd);
+	assert_int_equal(broker_start(&broker), 0);
+	assert_int_equal(hearthd_start(&hub, broker.port, extra), 0);
+	assert_true(hearthd_log_contains(&hub, "4 rules and 2 scenes loaded"));
+	assert_false(hearthd_log_contains(&hub, "error"));
+	struct client *c = client_new(broker.port);
+	assert_non_null(c);
+	client_subscribe(c, "hearth/virtual/plug-1");
+	client_clear(c);
+	client_publish(c, "hearth/virtual/plug-1/set", "{\"state\":\"OFF\"}", false);
+	char *p = client_wait(c, "hearth/virtual/plug-1", "\"OFF\"", 3000);
+	assert_non_null(p);
+	free(p);
+	client_publish(c, "hearth/virtual/button-1/set", "{\"action\":\"single\"}", false);
+	p = client_wait(c, "hearth/virtual/plug-1", "\"ON\"", 3000);
+	assert_non_null(p);
+	free(p);
+	client_free(c);
+	int status = hearthd_cleanup(&hub);
+	broker_stop(&broker);
+	assert_int_equal(status, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +294,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scene_capture_activate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_explain_why_not, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_rule_and_bad_file, setup, teardown),
+		cmocka_unit_test(test_demo_rules_load),
 	};
 	return cmocka_run_group_tests_name("integration: rules", tests, NULL, NULL);
 }
