@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "automation.h"
+#include "ha_discovery.h"
 #include "log.h"
 #include "mqtt.h"
 #include "plugin_host.h"
@@ -213,8 +214,11 @@ int hub_device_add(struct hearth_hub *hub, const char *plugin, void *owner,
 	dev->owner = owner;
 	dev->present = true;
 	dev->available = true;
-	if (changed)
+	if (changed) {
 		put_device(hub, dev);
+		if (hub->ha)
+			ha_discovery_device(hub->ha, dev);
+	}
 	if (fresh) {
 		log_info(src, "device %s joined as '%s'", dev->id, dev->name);
 		event_device(hub, "device_joined", dev);
@@ -233,6 +237,8 @@ static struct device *owned(struct hearth_hub *hub, void *owner, const char *id)
 
 static void forget_device(struct hearth_hub *hub, struct device *dev)
 {
+	if (hub->ha)
+		ha_discovery_device_removed(hub->ha, dev);
 	if (hub->store)
 		store_device_delete(hub->store, dev->id);
 	api_clear_device(hub, dev->name);
@@ -560,6 +566,8 @@ int hub_device_rename(struct hearth_hub *hub, struct device *dev, const char *na
 	}
 	put_device(hub, dev);
 	api_clear_device(hub, old);
+	if (hub->ha)
+		ha_discovery_device(hub->ha, dev);
 	api_publish_availability(hub, dev);
 	api_publish_state(hub, dev);
 	cJSON *data = cJSON_CreateObject();
@@ -710,6 +718,8 @@ static void on_connect(void *user, bool connected)
 	api_publish_all(hub);
 	if (hub->automation)
 		automation_publish_all(hub->automation);
+	if (hub->ha)
+		ha_discovery_publish_all(hub->ha);
 	hub->eco_dirty = true;
 	on_eco_timer(&hub->eco_timer);
 	become_ready(hub);
@@ -728,6 +738,8 @@ static void on_message(void *user, const char *topic, const void *payload, size_
 			api_on_message(hub, topic, payload, len);
 		return;
 	}
+	if (hub->ha && !hub->stopping)
+		ha_discovery_on_message(hub->ha, topic, payload, len);
 	plugin_host_mqtt_message(hub->plugins, topic, payload, len, retained);
 }
 
@@ -867,7 +879,8 @@ int hub_start(struct hearth_hub *hub, void (*ready_fn)(void *), void *ready_user
 		return rc;
 	}
 	log_info(src, "registry loaded: %zu devices", registry_count(hub->registry));
-	if ((rc = plugin_host_new(hub, &hub->plugins)) || (rc = start_mqtt(hub)))
+	if ((rc = plugin_host_new(hub, &hub->plugins)) || (rc = start_mqtt(hub)) ||
+	    (rc = ha_discovery_new(hub, &hub->ha)))
 		return rc;
 	log_set_sink(log_sink, hub);
 	mqtt_start(hub->mqtt);
@@ -961,6 +974,7 @@ void hub_free(struct hearth_hub *hub)
 	/* let the closes complete before the memory goes */
 	uv_run(hub->loop, UV_RUN_NOWAIT);
 	automation_free(hub->automation);
+	ha_discovery_free(hub->ha);
 	store_close(hub->store, hub_now_ms());
 	for (size_t i = 0; i < hub->n_commands; i++)
 		free(hub->commands[i].device_id);

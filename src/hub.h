@@ -30,6 +30,7 @@ struct mqtt;
 struct plugin_host;
 struct pending_command;
 struct automation;
+struct ha_discovery;
 
 struct hearth_hub {
 	uv_loop_t *loop;
@@ -39,6 +40,7 @@ struct hearth_hub {
 	struct mqtt *mqtt;
 	struct plugin_host *plugins;
 	struct automation *automation;
+	struct ha_discovery *ha; /* NULL when [homeassistant] enabled = false */
 	const char *base; /* config->mqtt.base_topic */
 
 	uv_timer_t commit_timer;
