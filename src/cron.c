@@ -32,8 +32,8 @@ static const struct {
 static const struct {
 	const char *name, *expansion;
 } macros[] = {
-	{"@hourly", "0 * * * *"},  {"@daily", "0 0 * * *"},	{"@midnight", "0 0 * * *"},
-	{"@weekly", "0 0 * * 0"},  {"@monthly", "0 0 1 * *"}, {"@yearly", "0 0 1 1 *"},
+	{"@hourly", "0 * * * *"},   {"@daily", "0 0 * * *"},   {"@midnight", "0 0 * * *"},
+	{"@weekly", "0 0 * * 0"},   {"@monthly", "0 0 1 * *"}, {"@yearly", "0 0 1 1 *"},
 	{"@annually", "0 0 1 1 *"},
 };
 
@@ -245,9 +245,8 @@ static int parse_fields(char *buf, struct cron_expr *e, char *err, size_t err_le
 	char *parts[F_COUNT];
 	int n = split_fields(buf, parts);
 	if (n != F_COUNT) {
-		set_err(err, err_len,
-			"cron: expected 5 fields (minute hour day-of-month month day-of-week), got %d",
-			n);
+		set_err(err, err_len, "cron: expected 5 fields (%s), got %d",
+			"minute hour day-of-month month day-of-week", n);
 		return -EINVAL;
 	}
 	uint64_t bits[F_COUNT] = {0};
@@ -292,8 +291,8 @@ int cron_parse(const char *text, struct cron_expr *out, char *err, size_t err_le
 			expansion = expand_macro(name);
 		}
 		if (!expansion) {
-			set_err(err, err_len, "cron: unknown macro \"%.*s\"", (int)(n < 32 ? n : 32),
-				text);
+			set_err(err, err_len, "cron: unknown macro \"%.*s\"",
+				(int)(n < 32 ? n : 32), text);
 			return -EINVAL;
 		}
 		if (text[n + strspn(text + n, " \t")]) {

@@ -337,6 +337,11 @@ static int trigger_sun(struct pc *c, cJSON *j, const char *path, struct trigger 
 		rc = parse_sun_event(c, event, p, &t->sun_event);
 	if (!rc)
 		rc = get_duration(c, j, path, "offset", true, &t->offset_ms);
+	if (!rc && (t->offset_ms > SUN_OFFSET_MAX_MS || t->offset_ms < -SUN_OFFSET_MAX_MS)) {
+		char op[PATH_MAX_LEN];
+		sub(op, path, "offset");
+		return fail(c, op, "must be within a day of the event");
+	}
 	return rc;
 }
 

@@ -50,8 +50,8 @@ static void solar_at(double t_s, struct solar *s)
 	double omega = rad(125.04 - 1934.136 * jc);
 	double app_long = mean_long + center - 0.00569 - 0.00478 * sin(omega);
 	double mean_obliq =
-		23.0 + (26.0 + (21.448 - jc * (46.815 + jc * (0.00059 - jc * 0.001813))) / 60.0) /
-			       60.0;
+		23.0 +
+		(26.0 + (21.448 - jc * (46.815 + jc * (0.00059 - jc * 0.001813))) / 60.0) / 60.0;
 	double obliq = rad(mean_obliq + 0.00256 * cos(omega));
 	double y = tan(obliq / 2) * tan(obliq / 2);
 	double l0 = rad(mean_long);
@@ -103,7 +103,8 @@ int sun_event_on(double lat, double lon, int64_t day_ms, enum sun_event ev, int6
 	int64_t wall_day = floor_div(timeutil_wall_from_instant(floor_div(day_ms, 1000)), 86400);
 	int64_t start = timeutil_instant_from_wall(wall_day * 86400);
 	int64_t end = timeutil_instant_from_wall((wall_day + 1) * 86400);
-	int64_t noon_utc_day = floor_div(timeutil_instant_from_wall(wall_day * 86400 + 43200), 86400);
+	int64_t noon_utc_day =
+		floor_div(timeutil_instant_from_wall(wall_day * 86400 + 43200), 86400);
 
 	/*
 	 * The local day and the UTC days need not line up (Auckland in summer,
@@ -136,15 +137,19 @@ int sun_next(double lat, double lon, enum sun_event ev, int64_t offset_ms, int64
 	if (after_ms < TIMEUTIL_MIN_MS || after_ms > TIMEUTIL_MAX_MS)
 		return -ERANGE;
 
-	/* Events move forward day by day, so the first one past after_ms wins. */
+	/*
+	 * An event past after_ms - offset_ms lies on that instant's local day
+	 * or later; events move forward day by day, so the first one wins.
+	 */
 	int64_t first = floor_div(after_ms - offset_ms, 1000);
-	int64_t wall_day = floor_div(timeutil_wall_from_instant(first), 86400) - 1;
-	for (int i = 0; i <= SUN_SEARCH_DAYS + 2; i++, wall_day++) {
+	int64_t wall_day = floor_div(timeutil_wall_from_instant(first), 86400);
+	for (int i = 0; i <= SUN_SEARCH_DAYS; i++, wall_day++) {
 		int64_t noon_ms = timeutil_instant_from_wall(wall_day * 86400 + 43200) * 1000;
 		int64_t t_ms;
 		if (noon_ms < TIMEUTIL_MIN_MS || noon_ms > TIMEUTIL_MAX_MS)
 			break;
-		if (sun_event_on(lat, lon, noon_ms, ev, &t_ms) == 0 && t_ms + offset_ms > after_ms) {
+		if (sun_event_on(lat, lon, noon_ms, ev, &t_ms) == 0 &&
+		    t_ms + offset_ms > after_ms) {
 			*out_ms = t_ms + offset_ms;
 			return 0;
 		}

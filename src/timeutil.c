@@ -77,7 +77,8 @@ void timeutil_civil_from_days(int64_t days, int64_t *y, int *m, int *d)
 	int64_t day_of_era = z - era * 146097;
 	int64_t year_of_era =
 		(day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
-	int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+	int64_t day_of_year =
+		day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
 	int month_from_march = (int)((5 * day_of_year + 2) / 153);
 	int month = month_from_march < 10 ? month_from_march + 3 : month_from_march - 9;
 	*d = (int)(day_of_year - (153 * month_from_march + 2) / 5 + 1);
@@ -139,10 +140,11 @@ static int64_t gap_end(int64_t wall_s, const int64_t *offs, size_t n)
 }
 
 /*
- * Every offset in force near wall_s is in force a day before or after it,
- * unless two transitions fall within two days, which no zone has had
- * since the tz database's rules became regular. The candidates are the
- * instants wall_s - offset that really have that offset.
+ * The candidates are the instants wall_s - offset, for the offsets in force
+ * a day before and a day after, that really have that offset: two for a
+ * repeated time, none for a skipped one. This assumes at most one
+ * transition within a day of wall_s, as in every zone in use today; with
+ * more the answer is still an instant near wall_s.
  */
 int64_t timeutil_instant_from_wall(int64_t wall_s)
 {
@@ -198,12 +200,12 @@ int timeutil_next_time_of_day(int64_t after_ms, int seconds_of_day, unsigned wee
 		return -ERANGE;
 
 	/*
-	 * Start a day early: a time in a gap that spans midnight lands on the
-	 * next date. The mapping never goes backwards as the date advances, so
-	 * the first candidate past after_ms is the answer.
+	 * A wall time on an earlier date maps to an instant at or before
+	 * after_ms, and the mapping never goes backwards as the date advances,
+	 * so the first candidate past after_ms is the answer.
 	 */
-	int64_t day = floor_div(wall_of_ms(after_ms), DAY_S) - 1;
-	for (int i = 0; i < 10; i++, day++) {
+	int64_t day = floor_div(wall_of_ms(after_ms), DAY_S);
+	for (int i = 0; i < 9; i++, day++) {
 		if (!(weekdays & (1u << timeutil_weekday_of_days(day))))
 			continue;
 		int64_t t_s = timeutil_instant_from_wall(day * DAY_S + seconds_of_day);
@@ -287,8 +289,8 @@ static int unit_at(const char *p, size_t *len)
 static int parse_clock(const char *p, int64_t *out_ms, const char **why)
 {
 	int64_t h, m, s;
-	if (!read_number(&p, 5, &h) || *p++ != ':' || read_number(&p, 2, &m) != 2 ||
-	    *p++ != ':' || read_number(&p, 2, &s) != 2 || *p) {
+	if (!read_number(&p, 5, &h) || *p++ != ':' || read_number(&p, 2, &m) != 2 || *p++ != ':' ||
+	    read_number(&p, 2, &s) != 2 || *p) {
 		*why = "expected HH:MM:SS";
 		return -EINVAL;
 	}
@@ -358,7 +360,8 @@ int timeutil_duration_parse(const char *text, int64_t *out_ms, char *err, size_t
 	}
 	size_t len = strnlen(text, TIMEUTIL_TEXT_MAX + 1);
 	if (len > TIMEUTIL_TEXT_MAX) {
-		set_err(err, err_len, "duration \"%.*s...\": too long", TIMEUTIL_TEXT_MAX / 2, text);
+		set_err(err, err_len, "duration \"%.*s...\": too long", TIMEUTIL_TEXT_MAX / 2,
+			text);
 		return -EINVAL;
 	}
 	char buf[TIMEUTIL_TEXT_MAX + 1];
@@ -410,15 +413,15 @@ int timeutil_time_of_day_parse(const char *text, int *out_seconds, char *err, si
 	const char *p = text;
 	int64_t h, m, s = 0;
 	int hd = read_number(&p, 2, &h);
-	bool ok = len <= TIMEUTIL_TEXT_MAX && hd >= 1 && *p++ == ':' &&
-		  read_number(&p, 2, &m) == 2;
+	bool ok = len <= TIMEUTIL_TEXT_MAX && hd >= 1 && *p++ == ':' && read_number(&p, 2, &m) == 2;
 	if (ok && *p == ':') {
 		p++;
 		ok = read_number(&p, 2, &s) == 2;
 	}
 	ok = ok && !*p && h <= 23 && m <= 59 && s <= 59;
 	if (!ok) {
-		set_err(err, err_len, "time of day \"%.*s\": expected HH:MM or HH:MM:SS, 00:00..23:59:59",
+		set_err(err, err_len,
+			"time of day \"%.*s\": expected HH:MM or HH:MM:SS, 00:00..23:59:59",
 			TIMEUTIL_TEXT_MAX, text);
 		return -EINVAL;
 	}
@@ -429,7 +432,7 @@ int timeutil_time_of_day_parse(const char *text, int *out_seconds, char *err, si
 int timeutil_weekday_parse(const char *text, unsigned *out_bit)
 {
 	static const char *const names[7][2] = {
-		{"sun", "sunday"},   {"mon", "monday"}, {"tue", "tuesday"},	 {"wed", "wednesday"},
+		{"sun", "sunday"},   {"mon", "monday"}, {"tue", "tuesday"},  {"wed", "wednesday"},
 		{"thu", "thursday"}, {"fri", "friday"}, {"sat", "saturday"},
 	};
 	if (!text || strnlen(text, 16) > 9)
