@@ -912,16 +912,16 @@ static cJSON *snapshot_data(const struct trigger *t, const cJSON *data)
 	return s;
 }
 
-static void device_level(struct rules *r, const struct device *dev,
-			 bool (*hit)(const struct trigger *, const struct device *, const void *),
-			 const void *arg, const cJSON *data)
+typedef bool (*hit_fn)(const struct trigger *t, const void *arg);
+
+/* Fire every indexed trigger the event hits, and finish every wait it
+ * satisfies. */
+static void fire_matching(struct rules *r, const struct tref *refs, size_t n, hit_fn hit,
+			  const void *arg, const cJSON *data)
 {
-	char key[300];
-	watch_key(key, sizeof(key), dev->id, NULL);
-	struct watch *w = map_get(&r->watches, key);
-	for (size_t k = 0; w && k < w->n; k++) {
-		struct trigger *t = w->refs[k].trigger;
-		if (hit(t, dev, arg)) {
+	for (size_t k = 0; k < n; k++) {
+		struct trigger *t = refs[k].trigger;
+		if (hit(t, arg)) {
 			cJSON *snap = snapshot_data(t, data);
 			if (snap)
 				fire(r, t, snap, false);
@@ -930,32 +930,43 @@ static void device_level(struct rules *r, const struct device *dev,
 	struct run *next;
 	for (struct run *run = r->waiting; run; run = next) {
 		next = run->wait_next;
-		if (hit(run->rule->prog[run->pc].wait, dev, arg))
+		if (hit(run->rule->prog[run->pc].wait, arg))
 			wait_done(r, run, false);
 	}
 }
 
+static void device_level(struct rules *r, const struct device *dev, hit_fn hit, const void *arg,
+			 const cJSON *data)
+{
+	char key[300];
+	watch_key(key, sizeof(key), dev->id, NULL);
+	struct watch *w = map_get(&r->watches, key);
+	fire_matching(r, w ? w->refs : NULL, w ? w->n : 0, hit, arg, data);
+}
+
 struct event_arg {
+	const struct device *dev;
 	const char *type;
 	const cJSON *data;
+	bool online;
 };
 
-static bool event_hit(const struct trigger *t, const struct device *dev, const void *arg)
+static bool event_hit(const struct trigger *t, const void *arg)
 {
 	const struct event_arg *a = arg;
-	return event_matches(t, dev, a->type, a->data);
+	return event_matches(t, a->dev, a->type, a->data);
 }
 
 void rules_on_event(struct rules *r, const struct device *dev, const char *type, const cJSON *data)
 {
-	struct event_arg a = {type, data};
+	struct event_arg a = {.dev = dev, .type = type, .data = data};
 	device_level(r, dev, event_hit, &a, data);
 }
 
-static bool available_hit(const struct trigger *t, const struct device *dev, const void *arg)
+static bool available_hit(const struct trigger *t, const void *arg)
 {
-	return t->type == T_AVAILABLE && strcmp(t->device, dev->id) == 0 &&
-	       t->online == *(const bool *)arg;
+	const struct event_arg *a = arg;
+	return t->type == T_AVAILABLE && strcmp(t->device, a->dev->id) == 0 && t->online == a->online;
 }
 
 void rules_on_availability(struct rules *r, const struct device *dev, bool online)
@@ -964,15 +975,22 @@ void rules_on_availability(struct rules *r, const struct device *dev, bool onlin
 	if (!data)
 		return;
 	cJSON_AddStringToObject(data, "availability", online ? "online" : "offline");
-	device_level(r, dev, available_hit, &online, data);
+	struct event_arg a = {.dev = dev, .online = online};
+	device_level(r, dev, available_hit, &a, data);
 	cJSON_Delete(data);
 }
 
-static bool mqtt_hit(const struct trigger *t, const char *topic, const cJSON *payload)
+struct mqtt_arg {
+	const char *topic;
+	const cJSON *payload;
+};
+
+static bool mqtt_hit(const struct trigger *t, const void *arg)
 {
-	if (t->type != T_MQTT || !rules_topic_matches(t->filter, topic))
+	const struct mqtt_arg *a = arg;
+	if (t->type != T_MQTT || !rules_topic_matches(t->filter, a->topic))
 		return false;
-	return !t->match || (cJSON_IsObject(payload) && match_object(t->match, payload));
+	return !t->match || (cJSON_IsObject(a->payload) && match_object(t->match, a->payload));
 }
 
 static cJSON *mqtt_data(const char *topic, const char *payload, size_t len, cJSON *parsed)
@@ -995,20 +1013,9 @@ void rules_on_mqtt(struct rules *r, const char *topic, const char *payload, size
 		return;
 	cJSON *parsed = len <= 65536 ? cJSON_ParseWithLength(payload, len) : NULL;
 	cJSON *data = mqtt_data(topic, payload, len, parsed);
-	for (size_t i = 0; i < r->n_mqtt && data; i++) {
-		struct trigger *t = r->mqtt[i].trigger;
-		if (mqtt_hit(t, topic, parsed)) {
-			cJSON *snap = snapshot_data(t, data);
-			if (snap)
-				fire(r, t, snap, false);
-		}
-	}
-	struct run *next;
-	for (struct run *run = r->waiting; run; run = next) {
-		next = run->wait_next;
-		if (mqtt_hit(run->rule->prog[run->pc].wait, topic, parsed))
-			wait_done(r, run, false);
-	}
+	struct mqtt_arg a = {topic, parsed};
+	if (data)
+		fire_matching(r, r->mqtt, r->n_mqtt, mqtt_hit, &a, data);
 	cJSON_Delete(parsed);
 	cJSON_Delete(data);
 }
