@@ -173,4 +173,42 @@ format:
 clean:
 	rm -rf build build-asan
 
+# -- fuzzing (clang with libFuzzer) -------------------------------------------
+# Each tests/fuzz/fuzz_NAME.c names what it links in a "fuzz-sources:" line:
+# "core" for the daemon's library, or plugin .c files. Seeds live in
+# tests/fuzz/corpus/NAME/ and stay untouched: new inputs go to build-fuzz/.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 600
+FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -g -O1 -D_GNU_SOURCE -DHEARTH_VERSION=\"$(VERSION)\" \
+	-DHEARTH_PLUGINDIR=\"$(PLUGINDIR)\" -DHEARTH_SYSCONFDIR=\"$(SYSCONFDIR)\" -Iinclude -Isrc $(PC_CFLAGS)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_CORE_OBJ := $(CORE_SRC:%.c=build-fuzz/obj/%.o)
+
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+
+build-fuzz/libhearth.a: $(FUZZ_CORE_OBJ)
+	rm -f $@ && $(AR) rcs $@ $^
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libhearth.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $< \
+		$(filter-out core,$(shell sed -n 's/^ \* fuzz-sources: //p' $<)) build-fuzz/libhearth.a \
+		$(PC_LIBS) $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null) -ldl -lm -lpthread
+
+.PHONY: fuzz fuzz-smoke
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do n=$${f#build-fuzz/fuzz_}; mkdir -p build-fuzz/corpus/$$n; \
+		echo "== $$f ($(FUZZ_SECONDS) s)"; \
+		if ! $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -rss_limit_mb=1024 \
+			-artifact_prefix=build-fuzz/crash-$$n- build-fuzz/corpus/$$n tests/fuzz/corpus/$$n \
+			> build-fuzz/$$n.log 2>&1; then tail -40 build-fuzz/$$n.log; exit 1; fi; \
+		grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|Done" build-fuzz/$$n.log; \
+		done
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
+
 -include $(shell find $(B)/obj $(B)/tests $(B)/plugins -name '*.d' 2>/dev/null)

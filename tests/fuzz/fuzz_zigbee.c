@@ -8,6 +8,7 @@
  *       tests/fuzz/fuzz_zigbee.c plugins/zigbee/exposes.c plugins/zigbee/z2m.c \
  *       $(pkg-config --libs libcjson) -lm -o fuzz_zigbee
  *   ./fuzz_zigbee tests/fuzz/corpus/zigbee
+ * fuzz-sources: plugins/zigbee/exposes.c plugins/zigbee/z2m.c
  */
 #include <stddef.h>
 #include <stdint.h>
