@@ -10,7 +10,7 @@
 
 #include "log.h"
 
-#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 30000
 #define MISC_INTERVAL_MS 1000
 #define MAX_PAYLOAD (256u * 1024u * 1024u)

@@ -6,7 +6,7 @@
  * (write interest while mosquitto_want_write()), a 1 s timer runs
  * mosquitto_loop_misc(). The TCP connect (with DNS) runs on the thread pool
  * so a slow or unreachable broker never blocks the loop; nothing else
- * touches the client meanwhile. Reconnects back off 1 s, 2 s, 4 s ... 30 s,
+ * touches the client meanwhile. Reconnects back off 0.25 s, 0.5 s, 1 s ... 30 s,
  * resubscribe every remembered filter, and report through connect_fn.
  * MQTT 5 with no-local subscriptions (the hub never hears its own
  * publications); falls back to 3.1.1 when the broker refuses version 5.

@@ -128,10 +128,13 @@ struct run {
 	enum run_state state;
 	int64_t deadline;     /* delay end / wait timeout; -1 none */
 	int64_t wait_since;   /* a wait's for-hold started (0: none) */
+	uint64_t wait_mark;   /* next_seq when its wait began: later events only */
 	uint64_t seq;
 	cJSON *trace;
 	int64_t started_ms;
 	bool missed;
+	bool stepping; /* run_step is executing it (it is on the C stack) */
+	bool stopped;  /* restarted while stepping: run_step frees it */
 	unsigned steps;
 	struct run *next;      /* in rule->runs or rule->queue */
 	struct run *wait_next; /* in rules->waiting */
@@ -152,7 +155,7 @@ struct rules {
 	struct registry *reg;
 	struct map by_id;   /* id -> struct rule */
 	struct map watches; /* "device\x1fattr" -> struct watch */
-	struct rule *head;
+	struct rule *head, *tail;
 	struct tref *mqtt;
 	size_t n_mqtt, cap_mqtt;
 	struct heap_entry *heap;
@@ -229,6 +232,8 @@ static bool entry_valid(const struct heap_entry *e)
 	switch (e->kind) {
 	case K_RUN:
 		return ((struct run *)e->ptr)->seq == e->seq;
+	case K_DEBOUNCE:
+		return ((struct trigger *)e->ptr)->debounce_seq == e->seq;
 	default:
 		return ((struct trigger *)e->ptr)->seq == e->seq;
 	}
@@ -444,23 +449,29 @@ static void action_note(struct run *run, const struct instr *in, const char *res
 static cJSON *resolve_state(const struct instr *in, const cJSON *snapshot, char *err, size_t len)
 {
 	cJSON *out = cJSON_Duplicate(in->state, 1);
+	if (!out) {
+		snprintf(err, len, "out of memory");
+		return NULL;
+	}
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(snapshot, "data");
-	cJSON *item;
-	cJSON_ArrayForEach(item, out)
-	{
+	cJSON *item, *next;
+	/* not cJSON_ArrayForEach: replacing frees the item it would step from */
+	for (item = out->child; item; item = next) {
+		next = item->next;
 		const cJSON *ft =
 			cJSON_IsObject(item) ? cJSON_GetObjectItemCaseSensitive(item, "from_trigger")
 					     : NULL;
 		if (!ft)
 			continue;
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(data, ft->valuestring);
-		if (!v) {
+		cJSON *copy = v ? cJSON_Duplicate(v, 1) : NULL;
+		if (!copy) {
 			snprintf(err, len, "from_trigger '%s': the trigger carried no such value",
 				 ft->valuestring);
 			cJSON_Delete(out);
 			return NULL;
 		}
-		cJSON_ReplaceItemInObjectCaseSensitive(out, item->string, cJSON_Duplicate(v, 1));
+		cJSON_ReplaceItemInObjectCaseSensitive(out, item->string, copy);
 	}
 	return out;
 }
@@ -514,6 +525,7 @@ static int exec(struct rules *r, struct run *run, const struct instr *in, char *
 		run->wait_since = 0;
 		run->deadline = in->ms > 0 ? now(r) + in->ms : -1;
 		run->seq = ++r->next_seq;
+		run->wait_mark = run->seq;
 		if (run->deadline >= 0)
 			heap_push(r, run->deadline, run->seq, K_RUN, run, run->rule);
 		run->wait_next = r->waiting;
@@ -563,7 +575,14 @@ static void run_step(struct rules *r, struct run *run)
 			return;
 		}
 		int64_t t0 = now(r);
+		run->stepping = true;
 		int rc = exec(r, run, in, err, sizeof(err));
+		run->stepping = false;
+		if (run->stopped) {
+			/* a "rule" action restarted this very run */
+			run_free(r, run);
+			return;
+		}
 		bool visible = in->op <= OP_RULE;
 		if (rc < 0) {
 			char outcome[400];
@@ -635,9 +654,19 @@ static int run_rule(struct rules *r, struct rule *rule, const cJSON *snapshot, b
 		while (rule->runs) {
 			struct run *old = rule->runs;
 			rule->runs = old->next;
+			old->next = NULL;
 			cJSON_AddStringToObject(old->trace, "outcome", "restarted");
 			keep_trace(r, rule, old->trace);
 			old->trace = NULL;
+			if (old->stepping) {
+				/* our caller's caller is executing it: stop it
+				 * here, run_step frees it when exec returns */
+				old->stopped = true;
+				old->state = R_DONE;
+				unlink_waiting(r, old);
+				heap_purge_run(r, old);
+				continue;
+			}
 			run_free(r, old);
 		}
 	}
@@ -677,12 +706,12 @@ static void fire(struct rules *r, struct trigger *t, cJSON *snapshot, bool misse
 		return;
 	}
 	if (t->debounce_ms > 0 && !missed) {
-		/* the last of a burst fires, once things have been quiet */
-		cJSON_Delete(t->pending);
-		t->pending = snapshot;
-		t->seq = ++r->next_seq;
-		t->next_ms = now(r) + t->debounce_ms;
-		heap_push(r, t->next_ms, t->seq, K_DEBOUNCE, t, rule);
+		/* the last of a burst fires, once things have been quiet; a
+		 * hold or a schedule of the same trigger keeps its own entry */
+		cJSON_Delete(t->debounced);
+		t->debounced = snapshot;
+		t->debounce_seq = ++r->next_seq;
+		heap_push(r, now(r) + t->debounce_ms, t->debounce_seq, K_DEBOUNCE, t, rule);
 		return;
 	}
 	run_rule(r, rule, snapshot, true, missed);
@@ -821,40 +850,58 @@ static void wait_done(struct rules *r, struct run *run, bool timed_out)
 	run_step(r, run);
 }
 
-static void check_waits_state(struct rules *r, const struct device *dev, const char *attr,
-			      const cJSON *old, const cJSON *cur)
+/* One waiting run and a change of the attribute its wait watches: start or
+ * break its for-hold; true when the wait is over now. */
+static bool wait_state_hit(struct rules *r, struct run *run, const cJSON *old, const cJSON *cur)
 {
-	struct run *next;
-	for (struct run *run = r->waiting; run; run = next) {
-		next = run->wait_next;
-		struct trigger *t = run->rule->prog[run->pc].wait;
-		if ((t->type != T_STATE && t->type != T_NUMERIC) || strcmp(t->device, dev->id) != 0 ||
-		    strcmp(t->attribute, attr) != 0)
-			continue;
-		bool keep;
-		bool hit = state_matches(t, old, cur, &keep);
-		if (run->wait_since && !keep) {
-			/* the hold broke: back to waiting, timeout unchanged */
-			run->wait_since = 0;
-			run->seq = ++r->next_seq;
-			if (run->deadline >= 0)
-				heap_push(r, run->deadline, run->seq, K_RUN, run, run->rule);
-			run_persist(r, run);
+	struct trigger *t = run->rule->prog[run->pc].wait;
+	bool keep;
+	bool hit = state_matches(t, old, cur, &keep);
+	if (run->wait_since && !keep) {
+		/* the hold broke: back to waiting, timeout unchanged */
+		run->wait_since = 0;
+		run->seq = ++r->next_seq;
+		if (run->deadline >= 0)
+			heap_push(r, run->deadline, run->seq, K_RUN, run, run->rule);
+		run_persist(r, run);
+	}
+	if (!hit)
+		return false;
+	if (t->for_ms <= 0)
+		return true;
+	if (!run->wait_since) {
+		run->wait_since = now(r);
+		int64_t due = run->wait_since + t->for_ms;
+		int64_t at = run->deadline >= 0 && run->deadline < due ? run->deadline : due;
+		run->seq = ++r->next_seq;
+		heap_push(r, at, run->seq, K_RUN, run, run->rule);
+		run_persist(r, run);
+	}
+	return false;
+}
+
+static bool waits_on(const struct run *run, const struct device *dev, const char *attr)
+{
+	const struct trigger *t = run->rule->prog[run->pc].wait;
+	return (t->type == T_STATE || t->type == T_NUMERIC) && strcmp(t->device, dev->id) == 0 &&
+	       strcmp(t->attribute, attr) == 0;
+}
+
+/* Waits begun after mark (by this very change) are not finished by it. A
+ * finished wait runs actions that may end other runs (a restart), so the
+ * walk starts over from the head; handling a run twice changes nothing. */
+static void check_waits_state(struct rules *r, const struct device *dev, const char *attr,
+			      const cJSON *old, const cJSON *cur, uint64_t mark)
+{
+	struct run *run = r->waiting;
+	while (run) {
+		if (run->wait_mark <= mark && waits_on(run, dev, attr) &&
+		    wait_state_hit(r, run, old, cur)) {
+			wait_done(r, run, false);
+			run = r->waiting;
+		} else {
+			run = run->wait_next;
 		}
-		if (!hit)
-			continue;
-		if (t->for_ms > 0) {
-			if (!run->wait_since) {
-				run->wait_since = now(r);
-				int64_t due = run->wait_since + t->for_ms;
-				int64_t at = run->deadline >= 0 && run->deadline < due ? run->deadline : due;
-				run->seq = ++r->next_seq;
-				heap_push(r, at, run->seq, K_RUN, run, run->rule);
-				run_persist(r, run);
-			}
-			continue;
-		}
-		wait_done(r, run, false);
 	}
 }
 
@@ -874,13 +921,16 @@ void rules_on_state(struct rules *r, const struct device *dev, const char *const
 		struct watch *w = map_get(&r->watches, key);
 		const cJSON *cur = cJSON_GetObjectItemCaseSensitive(dev->state, changed[i]);
 		cJSON *old = w ? w->last : NULL;
+		uint64_t mark = r->next_seq;
 		if (w) {
 			w->last = cur ? cJSON_Duplicate(cur, 1) : NULL;
+			/* refs without a trigger only keep last for waits */
 			for (size_t k = 0; k < w->n; k++)
-				check_state_trigger(r, w->refs[k].trigger, dev, old, cur);
+				if (w->refs[k].trigger)
+					check_state_trigger(r, w->refs[k].trigger, dev, old, cur);
 		}
 		if (r->waiting)
-			check_waits_state(r, dev, changed[i], old, cur);
+			check_waits_state(r, dev, changed[i], old, cur, mark);
 		cJSON_Delete(old);
 	}
 }
@@ -919,19 +969,25 @@ typedef bool (*hit_fn)(const struct trigger *t, const void *arg);
 static void fire_matching(struct rules *r, const struct tref *refs, size_t n, hit_fn hit,
 			  const void *arg, const cJSON *data)
 {
+	uint64_t mark = r->next_seq;
 	for (size_t k = 0; k < n; k++) {
 		struct trigger *t = refs[k].trigger;
-		if (hit(t, arg)) {
+		if (t && hit(t, arg)) {
 			cJSON *snap = snapshot_data(t, data);
 			if (snap)
 				fire(r, t, snap, false);
 		}
 	}
-	struct run *next;
-	for (struct run *run = r->waiting; run; run = next) {
-		next = run->wait_next;
-		if (hit(run->rule->prog[run->pc].wait, arg))
+	/* as check_waits_state: only waits older than this event, and start
+	 * over after each, whose actions may have ended other runs */
+	struct run *run = r->waiting;
+	while (run) {
+		if (run->wait_mark <= mark && hit(run->rule->prog[run->pc].wait, arg)) {
 			wait_done(r, run, false);
+			run = r->waiting;
+		} else {
+			run = run->wait_next;
+		}
 	}
 }
 
@@ -1097,9 +1153,9 @@ void rules_tick(struct rules *r)
 			due_hold(r, tr);
 			break;
 		case K_DEBOUNCE:
-			tr->seq = ++r->next_seq;
-			snap = tr->pending;
-			tr->pending = NULL;
+			tr->debounce_seq = ++r->next_seq;
+			snap = tr->debounced;
+			tr->debounced = NULL;
 			if (snap && tr->rule->enabled)
 				run_rule(r, tr->rule, snap, true, false);
 			cJSON_Delete(snap);
@@ -1123,7 +1179,8 @@ void rules_tick(struct rules *r)
 
 /* -- the rule set ------------------------------------------------------------------------------ */
 
-static int watch_add(struct rules *r, struct rule *rule, struct trigger *t)
+/* fires false: a wait's trigger, indexed only so last tracks its value. */
+static int watch_add(struct rules *r, struct rule *rule, struct trigger *t, bool fires)
 {
 	char key[300];
 	bool device_level_only = t->type == T_EVENT || t->type == T_AVAILABLE;
@@ -1149,7 +1206,7 @@ static int watch_add(struct rules *r, struct rule *rule, struct trigger *t)
 		w->refs = refs;
 		w->cap = cap;
 	}
-	w->refs[w->n++] = (struct tref){rule, t};
+	w->refs[w->n++] = (struct tref){rule, fires ? t : NULL};
 	return 0;
 }
 
@@ -1190,7 +1247,7 @@ static int index_rule(struct rules *r, struct rule *rule)
 		case T_NUMERIC:
 		case T_EVENT:
 		case T_AVAILABLE:
-			rc = watch_add(r, rule, t);
+			rc = watch_add(r, rule, t, true);
 			break;
 		case T_MQTT:
 			if (r->n_mqtt == r->cap_mqtt) {
@@ -1216,11 +1273,25 @@ static int index_rule(struct rules *r, struct rule *rule)
 		if (rc)
 			return rc;
 	}
+	/* a wait's from/to and crossings need the attribute's last value */
+	for (size_t i = 0; i < rule->n_prog; i++) {
+		struct trigger *t = rule->prog[i].wait;
+		int rc = 0;
+		if (rule->prog[i].op == OP_WAIT && (t->type == T_STATE || t->type == T_NUMERIC))
+			rc = watch_add(r, rule, t, false);
+		if (rc)
+			return rc;
+	}
 	return 0;
 }
 
 static void unindex_rule(struct rules *r, struct rule *rule)
 {
+	for (size_t i = 0; i < rule->n_prog; i++) {
+		struct trigger *t = rule->prog[i].wait;
+		if (rule->prog[i].op == OP_WAIT && (t->type == T_STATE || t->type == T_NUMERIC))
+			watch_remove(r, rule, t);
+	}
 	for (size_t i = 0; i < rule->n_triggers; i++) {
 		struct trigger *t = &rule->triggers[i];
 		if (t->type == T_STATE || t->type == T_NUMERIC || t->type == T_EVENT ||
@@ -1253,9 +1324,12 @@ static void stop_runs(struct rules *r, struct rule *rule)
 
 static void unlink_rule(struct rules *r, struct rule *rule)
 {
-	for (struct rule **p = &r->head; *p; p = &(*p)->next) {
+	struct rule *prev = NULL;
+	for (struct rule **p = &r->head; *p; prev = *p, p = &(*p)->next) {
 		if (*p == rule) {
 			*p = rule->next;
+			if (r->tail == rule)
+				r->tail = prev;
 			break;
 		}
 	}
@@ -1337,11 +1411,12 @@ int rules_add(struct rules *r, const cJSON *definition, enum rules_source source
 		snprintf(err, err_len, "out of memory");
 		return rc;
 	}
-	/* kept in insertion order for listings */
-	struct rule **p = &r->head;
-	while (*p)
-		p = &(*p)->next;
-	*p = rule;
+	/* kept in insertion order for listings; the tail keeps adding O(1) */
+	if (r->tail)
+		r->tail->next = rule;
+	else
+		r->head = rule;
+	r->tail = rule;
 	r->host.changed(r->host.user);
 	return 0;
 }
@@ -1373,8 +1448,11 @@ int rules_enable(struct rules *r, const char *id, bool enabled)
 	if (!rule)
 		return -ENOENT;
 	rule->enabled = enabled;
-	cJSON_ReplaceItemInObjectCaseSensitive(rule->definition, "enabled", cJSON_CreateBool(enabled));
-	if (!cJSON_GetObjectItemCaseSensitive(rule->definition, "enabled"))
+	/* replacing a key that is not there fails and would leak the value */
+	if (cJSON_GetObjectItemCaseSensitive(rule->definition, "enabled"))
+		cJSON_ReplaceItemInObjectCaseSensitive(rule->definition, "enabled",
+						       cJSON_CreateBool(enabled));
+	else
 		cJSON_AddBoolToObject(rule->definition, "enabled", enabled);
 	if (!enabled) {
 		for (size_t i = 0; i < rule->n_triggers; i++)
@@ -1613,7 +1691,34 @@ static int restore_hold(struct rules *r, struct rule *rule, const cJSON *rec)
 	return 0;
 }
 
-static int restore_run(struct rules *r, struct rule *rule, const cJSON *rec)
+/* The run number in a key "run:<rule>:<num>", or 0. */
+static uint64_t key_run_num(const char *key)
+{
+	const char *colon = key ? strrchr(key, ':') : NULL;
+	if (!colon || colon[1] < '1' || colon[1] > '9')
+		return 0;
+	char *end;
+	unsigned long long n = strtoull(colon + 1, &end, 10);
+	return *end == '\0' ? (uint64_t)n : 0;
+}
+
+/* A restored wait's for-hold goes on if its state has held since. */
+static void restore_wait_hold(struct rules *r, struct run *run, const cJSON *rec)
+{
+	const cJSON *ws = cJSON_GetObjectItemCaseSensitive(rec, "wait_since");
+	const struct trigger *t = run->rule->prog[run->pc].wait;
+	if (!cJSON_IsNumber(ws) || ws->valuedouble <= 0 || t->for_ms <= 0 || !t->device)
+		return;
+	const struct device *dev = registry_by_id(r->reg, t->device);
+	const cJSON *cur = dev ? cJSON_GetObjectItemCaseSensitive(dev->state, t->attribute) : NULL;
+	const cJSON *ts = dev ? cJSON_GetObjectItemCaseSensitive(dev->state_ms, t->attribute) : NULL;
+	bool keep = t->type == T_NUMERIC ? in_range(t, cur) : rules_value_matches(t->to, cur);
+	if (!keep || (cJSON_IsNumber(ts) && ts->valuedouble > ws->valuedouble))
+		return;
+	run->wait_since = (int64_t)ws->valuedouble;
+}
+
+static int restore_run(struct rules *r, struct rule *rule, const char *key, const cJSON *rec)
 {
 	const cJSON *state = cJSON_GetObjectItemCaseSensitive(rec, "state");
 	const cJSON *pc = cJSON_GetObjectItemCaseSensitive(rec, "pc");
@@ -1625,6 +1730,14 @@ static int restore_run(struct rules *r, struct rule *rule, const cJSON *rec)
 	struct run *run = run_new(r, rule, cJSON_GetObjectItemCaseSensitive(rec, "trigger"));
 	if (!run)
 		return -ENOMEM;
+	/* keep the number: the record is forgotten under the key it has */
+	uint64_t num = key_run_num(key);
+	if (num) {
+		run->num = num;
+		if (r->next_run < num)
+			r->next_run = num;
+	}
+	run->wait_mark = run->seq;
 	run->pc = pc->valueint;
 	int i = 0;
 	const cJSON *c;
@@ -1655,19 +1768,25 @@ static int restore_run(struct rules *r, struct rule *rule, const cJSON *rec)
 		run->state = R_WAIT;
 		run->wait_next = r->waiting;
 		r->waiting = run;
+		restore_wait_hold(r, run, rec);
 	} else {
 		run_free(r, run);
 		return -EINVAL;
 	}
-	if (run->deadline >= 0)
-		heap_push(r, run->deadline, run->seq, K_RUN, run, rule);
+	int64_t at = run->deadline;
+	if (run->wait_since) {
+		int64_t due = run->wait_since + rule->prog[run->pc].wait->for_ms;
+		if (at < 0 || due < at)
+			at = due;
+	}
+	if (at >= 0)
+		heap_push(r, at, run->seq, K_RUN, run, rule);
 	return 0;
 }
 
 int rules_restore_timer(struct rules *r, const char *key, const char *rule_id,
 			const cJSON *record)
 {
-	(void)key;
 	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(record, "kind");
 	struct rule *rule = rule_id ? map_get(&r->by_id, rule_id) : NULL;
 	if (!rule || !cJSON_IsString(kind))
@@ -1675,7 +1794,7 @@ int rules_restore_timer(struct rules *r, const char *key, const char *rule_id,
 	if (strcmp(kind->valuestring, "hold") == 0)
 		return restore_hold(r, rule, record);
 	if (strcmp(kind->valuestring, "run") == 0)
-		return restore_run(r, rule, record);
+		return restore_run(r, rule, key, record);
 	return -EINVAL;
 }
 

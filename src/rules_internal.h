@@ -59,7 +59,9 @@ struct trigger {
 	int64_t hold_since_ms;	/* a pending for-hold started then (0: none) */
 	bool hold_missed;	/* restored after its deadline passed while the hub was down */
 	int64_t next_ms;	/* scheduled time trigger / debounce deadline */
-	cJSON *pending;		/* snapshot held for a for-hold or debounce */
+	cJSON *pending;		/* snapshot held for a for-hold */
+	uint64_t debounce_seq;	/* bumps to cancel its debounce heap entry */
+	cJSON *debounced;	/* the last snapshot of a burst, until quiet */
 };
 
 enum cond_type { C_STATE, C_NUMERIC, C_TIME, C_SUN, C_AND, C_OR, C_NOT, C_TRIGGER };

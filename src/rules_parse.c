@@ -459,6 +459,7 @@ void trigger_clear(struct trigger *t)
 	cJSON_Delete(t->match);
 	free(t->filter);
 	cJSON_Delete(t->pending);
+	cJSON_Delete(t->debounced);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -1094,6 +1095,11 @@ int rule_compile(const cJSON *cdef, struct registry *reg, struct rule **out, cha
 		goto out;
 	if ((rc = actions_compile(&c, (cJSON *)get(def, "actions"), "", "actions")))
 		goto out;
+	/* compiled into room for RULES_ACTIONS_MAX steps; keep what is used
+	 * (a rule is ~32 KiB otherwise) */
+	struct instr *fit = realloc(r->prog, r->n_prog * sizeof(*r->prog));
+	if (fit)
+		r->prog = fit;
 	*out = r;
 	return 0;
 out:
