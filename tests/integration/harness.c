@@ -38,7 +38,7 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-static int free_port(void)
+int harness_free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -117,7 +117,8 @@ static int broker_launch(struct broker *b)
 	FILE *f = fopen(conf, "w");
 	if (!f)
 		return -1;
-	fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", b->port);
+	fprintf(f, "listener %d 127.0.0.1\npersistence false\n%s%s\n", b->port,
+		strstr(b->extra, "allow_anonymous") ? "" : "allow_anonymous true\n", b->extra);
 	fclose(f);
 	char *argv[] = {"mosquitto", "-c", conf, NULL};
 	b->pid = spawn(argv, log);
@@ -136,12 +137,18 @@ static int broker_launch(struct broker *b)
 
 int broker_start(struct broker *b)
 {
+	return broker_start_with(b, NULL);
+}
+
+int broker_start_with(struct broker *b, const char *extra_conf)
+{
 	memset(b, 0, sizeof(*b));
+	snprintf(b->extra, sizeof(b->extra), "%s", extra_conf ? extra_conf : "");
 	snprintf(b->dir, sizeof(b->dir), "/tmp/hearth-broker-XXXXXX");
 	if (!mkdtemp(b->dir))
 		return -1;
 	for (int attempt = 0; attempt < 5; attempt++) {
-		b->port = free_port();
+		b->port = harness_free_port();
 		if (b->port > 0 && broker_launch(b) == 0)
 			return 0;
 	}
@@ -190,10 +197,11 @@ static int write_conf(struct hearthd *h)
 		return -1;
 	fprintf(f,
 		"[mqtt]\nhost = 127.0.0.1\nport = %d\nbase_topic = hearth\nclient_id = hearthd-test-%d\n"
-		"keepalive = 5\n"
+		"keepalive = 5\n%s"
 		"[store]\npath = %s\ncommit_interval_ms = 100\n"
 		"[plugins]\ndir = %s%s%s/plugins\n",
-		h->port, (int)getpid(), h->db, b[0] == '/' ? "" : cwd, b[0] == '/' ? "" : "/", b);
+		h->port, (int)getpid(), h->mqtt_extra, h->db, b[0] == '/' ? "" : cwd,
+		b[0] == '/' ? "" : "/", b);
 	fprintf(f, "enable = %s\n[log]\nlevel = debug\n%s\n", h->enable, h->extra);
 	fclose(f);
 	return 0;
@@ -241,8 +249,15 @@ int hearthd_start(struct hearthd *h, int port, const char *extra)
 
 int hearthd_start_plugins(struct hearthd *h, int port, const char *enable, const char *extra)
 {
+	return hearthd_start_full(h, port, NULL, enable, extra);
+}
+
+int hearthd_start_full(struct hearthd *h, int port, const char *mqtt_extra, const char *enable,
+		       const char *extra)
+{
 	memset(h, 0, sizeof(*h));
 	h->port = port;
+	snprintf(h->mqtt_extra, sizeof(h->mqtt_extra), "%s", mqtt_extra ? mqtt_extra : "");
 	snprintf(h->enable, sizeof(h->enable), "%s", enable ? enable : "");
 	snprintf(h->extra, sizeof(h->extra), "%s", extra ? extra : "");
 	snprintf(h->dir, sizeof(h->dir), "/tmp/hearth-test-XXXXXX");
@@ -345,6 +360,11 @@ static void on_msg(struct mosquitto *m, void *obj, const struct mosquitto_messag
 
 struct client *client_new(int port)
 {
+	return client_new_auth(port, NULL, NULL);
+}
+
+struct client *client_new_auth(int port, const char *user, const char *password)
+{
 	static bool init;
 	if (!init) {
 		mosquitto_lib_init();
@@ -358,6 +378,8 @@ struct client *client_new(int port)
 		return NULL;
 	}
 	mosquitto_message_callback_set(c->mosq, on_msg);
+	if (user)
+		mosquitto_username_pw_set(c->mosq, user, password);
 	for (int i = 0; i < 50; i++) {
 		if (mosquitto_connect(c->mosq, "127.0.0.1", port, 30) == MOSQ_ERR_SUCCESS)
 			return c;
@@ -445,6 +467,15 @@ cJSON *client_wait_json(struct client *c, const char *topic, const char *contain
 	cJSON *j = p ? cJSON_Parse(p) : NULL;
 	free(p);
 	return j;
+}
+
+int client_count_containing(struct client *c, const char *text)
+{
+	int n = 0;
+	for (int i = 0; i < c->n; i++)
+		if (strstr(c->msgs[i].payload, text) || strstr(c->msgs[i].topic, text))
+			n++;
+	return n;
 }
 
 int client_count(struct client *c, const char *topic)

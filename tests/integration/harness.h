@@ -19,10 +19,16 @@ struct broker {
 	pid_t pid;
 	int port;
 	char dir[256];
+	char extra[2048];
 };
 
 /* Start mosquitto (no persistence) on a free port. 0 or -1. */
 int broker_start(struct broker *b);
+/* The same with extra mosquitto.conf text appended (it may set
+ * allow_anonymous, password_file, acl_file, more listeners). */
+int broker_start_with(struct broker *b, const char *extra_conf);
+/* A free TCP port on 127.0.0.1 (nothing listens there right now). */
+int harness_free_port(void);
 /* Start it again on the same port after a stop or kill. */
 int broker_restart(struct broker *b);
 /* SIGKILL (no clean shutdown) and reap. */
@@ -38,6 +44,7 @@ struct hearthd {
 	char db[300];
 	char log[300];
 	char enable[256]; /* [plugins] enable */
+	char mqtt_extra[1024]; /* more [mqtt] keys (username, password_file, tls_ca ...) */
 	int last_status;  /* exit status of the last stop, or 0 */
 	char extra[8192]; /* extra config text, kept for restarts */
 };
@@ -49,6 +56,10 @@ int hearthd_start(struct hearthd *h, int port, const char *extra);
 /* The same with [plugins] enable = enable (e.g. "zigbee" or "virtual, zigbee").
  * extra must begin with a section header, e.g. "[plugin.zigbee]\n...". */
 int hearthd_start_plugins(struct hearthd *h, int port, const char *enable, const char *extra);
+/* The same with more keys in [mqtt] (e.g. "username = hearth\n"). The hub
+ * does not have to reach the broker: it is started when READY is logged. */
+int hearthd_start_full(struct hearthd *h, int port, const char *mqtt_extra, const char *enable,
+		       const char *extra);
 /* Start again with the same dir (same database). */
 int hearthd_restart(struct hearthd *h);
 /* Send sig, wait up to timeout_ms; returns the exit status (0..255), 128+N
@@ -65,6 +76,8 @@ struct client;
 
 /* A fresh MQTT client connected to port (clean session). NULL on failure. */
 struct client *client_new(int port);
+/* The same with a username and password. */
+struct client *client_new_auth(int port, const char *user, const char *password);
 void client_free(struct client *c);
 int client_subscribe(struct client *c, const char *filter);
 int client_publish(struct client *c, const char *topic, const char *payload, bool retain);
@@ -81,6 +94,8 @@ char *client_wait(struct client *c, const char *topic, const char *contains, int
 /* Same, parsed as JSON (NULL on timeout or bad JSON). */
 cJSON *client_wait_json(struct client *c, const char *topic, const char *contains,
 			int timeout_ms);
+/* Number of messages (any topic) whose payload contains text. */
+int client_count_containing(struct client *c, const char *text);
 /* Number of messages received on topic since the last clear. */
 int client_count(struct client *c, const char *topic);
 /* Read the retained message of topic with a fresh subscription (NULL if
