@@ -1,6 +1,7 @@
 /*
  * ctl_device: "devices" and "show", read from retained messages only:
- * <base>/bridge/devices, <base>/<name> and <base>/<name>/availability.
+ * <base>/bridge/devices, <base>/<name> and <base>/<name>/availability;
+ * and ctl_retained(), which the other listings share.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -61,8 +62,9 @@ static void snap_free(struct snapshot *sn)
 		free(sn->payload[i]);
 }
 
-/* Collect the retained messages; returns an exit status. */
-static int snap_take(struct ctl_ctx *c, struct snapshot *sn)
+/* Collect the retained messages; what names topics[0] in the error when
+ * nothing is retained there. Returns an exit status. */
+static int snap_take(struct ctl_ctx *c, struct snapshot *sn, const char *what)
 {
 	const struct ctl_opts *o = c->opts;
 	const char *topics[SNAP_MAX];
@@ -91,12 +93,32 @@ static int snap_take(struct ctl_ctx *c, struct snapshot *sn)
 		return CTL_EXIT_FAIL;
 	if (!sn->payload[0]) {
 		fprintf(stderr,
-			"error: no device list on %s at %s:%d (is hearthd running, with base "
+			"error: no %s on %s at %s:%d (is hearthd running, with base "
 			"topic '%s'?)\n",
-			sn->topics[0], o->host, o->port, o->base);
+			what, sn->topics[0], o->host, o->port, o->base);
 		return CTL_EXIT_FAIL;
 	}
 	return CTL_EXIT_OK;
+}
+
+int ctl_retained(struct ctl_ctx *c, const char *topic, const char *what, char **payload,
+		 size_t *len)
+{
+	struct snapshot sn = { .n = 1 };
+	int status;
+
+	if (snprintf(sn.topics[0], CTL_TOPIC_MAX, "%s", topic) >= CTL_TOPIC_MAX) {
+		fprintf(stderr, "error: topic '%.64s' is too long\n", topic);
+		return CTL_EXIT_FAIL;
+	}
+	status = snap_take(c, &sn, what);
+	if (status == CTL_EXIT_OK) {
+		*payload = sn.payload[0];
+		*len = sn.len[0];
+		sn.payload[0] = NULL;
+	}
+	snap_free(&sn);
+	return status;
 }
 
 static cJSON *parse_devices(const struct snapshot *sn)
@@ -181,7 +203,7 @@ int ctl_cmd_devices(struct ctl_ctx *c, int argc, const char *const *argv)
 	(void)argv;
 	if (ctl_topic(sn.topics[0], CTL_TOPIC_MAX, c->opts, "bridge/devices", NULL))
 		return CTL_EXIT_FAIL;
-	status = snap_take(c, &sn);
+	status = snap_take(c, &sn, "device list");
 	if (status == CTL_EXIT_OK && !(list = parse_devices(&sn)))
 		status = CTL_EXIT_FAIL;
 	if (status == CTL_EXIT_OK && c->opts->json) {
@@ -430,7 +452,7 @@ int ctl_cmd_show(struct ctl_ctx *c, int argc, const char *const *argv)
 	    ctl_topic(sn.topics[1], CTL_TOPIC_MAX, c->opts, argv[0], NULL) ||
 	    ctl_topic(sn.topics[2], CTL_TOPIC_MAX, c->opts, argv[0], "availability"))
 		return CTL_EXIT_FAIL;
-	status = snap_take(c, &sn);
+	status = snap_take(c, &sn, "device list");
 	if (status == CTL_EXIT_OK)
 		status = show(c, &sn, argv[0]);
 	snap_free(&sn);

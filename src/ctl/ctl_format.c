@@ -347,6 +347,12 @@ static int is_toggle(const cJSON *v)
 	return cJSON_IsString(v) && !strcasecmp(v->valuestring, "TOGGLE");
 }
 
+/* Keys that shape a command but never appear in a state. */
+static int is_command_option(const char *key)
+{
+	return !strcmp(key, "transition");
+}
+
 int ctl_state_matches(const cJSON *state, const cJSON *want, int retained)
 {
 	const cJSON *w, *h;
@@ -355,6 +361,8 @@ int ctl_state_matches(const cJSON *state, const cJSON *want, int retained)
 		return 0;
 	cJSON_ArrayForEach(w, want)
 	{
+		if (is_command_option(w->string))
+			continue;
 		h = cJSON_GetObjectItemCaseSensitive(state, w->string);
 		if (!h)
 			return 0;

@@ -54,7 +54,8 @@ int ctl_value_matches(const cJSON *have, const cJSON *want);
  * True when state answers the set request want: every requested key is in
  * state with a matching value. {"state":"TOGGLE"} accepts any state value,
  * but only from a live (non-retained) message, since a retained one predates
- * the command.
+ * the command. "transition", an option of the command rather than a value
+ * the device reports, is not waited for.
  */
 int ctl_state_matches(const cJSON *state, const cJSON *want, int retained);
 

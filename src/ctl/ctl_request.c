@@ -117,8 +117,9 @@ static void req_message(struct ctl_session *s, const struct mosquitto_message *m
 }
 
 /* Turn a response into an exit status; on "ok" *data gets its data object
- * (detached, new; an empty object when there is none). */
-static int response_status(cJSON *resp, cJSON **data)
+ * (detached, new; an empty object when there is none), on "error" error
+ * (when not NULL) the hub's text. */
+static int response_status(cJSON *resp, cJSON **data, char *error_out, size_t error_len)
 {
 	const cJSON *status = cJSON_GetObjectItemCaseSensitive(resp, "status");
 	const cJSON *error = cJSON_GetObjectItemCaseSensitive(resp, "error");
@@ -138,6 +139,8 @@ static int response_status(cJSON *resp, cJSON **data)
 			 cJSON_IsString(error) ? error->valuestring : "hearth gave no reason");
 		ctl_sanitize(text);
 		fprintf(stderr, "error: %s\n", text);
+		if (error_out)
+			snprintf(error_out, error_len, "%s", text);
 		return CTL_EXIT_FAIL;
 	}
 	fprintf(stderr, "error: hearth sent a response without a status\n");
@@ -166,11 +169,8 @@ static int exchange(struct ctl_ctx *c, struct req *r, const char *topic, const c
 	return rc;
 }
 
-/*
- * Send body (consumed) as a request on path and wait for its response.
- * Returns an exit status; on success *data is the response's data (new).
- */
-static int request(struct ctl_ctx *c, const char *path, cJSON *body, cJSON **data)
+int ctl_request(struct ctl_ctx *c, const char *path, cJSON *body, cJSON **data, char *error,
+		size_t error_len)
 {
 	char topic[CTL_TOPIC_MAX];
 	struct req r = { 0 };
@@ -190,7 +190,7 @@ static int request(struct ctl_ctx *c, const char *path, cJSON *body, cJSON **dat
 	if (rc == -EINTR)
 		status = EXIT_INTERRUPTED;
 	else if (rc == 0)
-		status = response_status(r.resp, data);
+		status = response_status(r.resp, data, error, error_len);
 out:
 	cJSON_free(payload);
 	cJSON_Delete(body);
@@ -198,12 +198,11 @@ out:
 	return status;
 }
 
-/* Run a request and print either the data (--json) or the confirmation. */
-static int request_and_confirm(struct ctl_ctx *c, const char *path, cJSON *body,
-			       const char *confirmation)
+int ctl_request_confirm(struct ctl_ctx *c, const char *path, cJSON *body,
+			const char *confirmation)
 {
 	cJSON *data = NULL;
-	int status = request(c, path, body, &data);
+	int status = ctl_request(c, path, body, &data, NULL, 0);
 
 	if (status == CTL_EXIT_OK) {
 		if (c->opts->json ? ctl_print_json(data) : (puts(confirmation) < 0 ? -EIO : 0))
@@ -228,7 +227,7 @@ int ctl_cmd_rename(struct ctl_ctx *c, int argc, const char *const *argv)
 		body = NULL;
 	}
 	snprintf(text, sizeof(text), "renamed %s to %s", argv[0], argv[1]);
-	return request_and_confirm(c, "device/rename", body, text);
+	return ctl_request_confirm(c, "device/rename", body, text);
 }
 
 int ctl_cmd_remove(struct ctl_ctx *c, int argc, const char *const *argv)
@@ -245,7 +244,7 @@ int ctl_cmd_remove(struct ctl_ctx *c, int argc, const char *const *argv)
 		body = NULL;
 	}
 	snprintf(text, sizeof(text), "removed %s", argv[0]);
-	return request_and_confirm(c, "device/remove", body, text);
+	return ctl_request_confirm(c, "device/remove", body, text);
 }
 
 int ctl_cmd_permit_join(struct ctl_ctx *c, int argc, const char *const *argv)
@@ -268,7 +267,7 @@ int ctl_cmd_permit_join(struct ctl_ctx *c, int argc, const char *const *argv)
 		snprintf(text, sizeof(text), "devices may join for %ld s", seconds);
 	else
 		snprintf(text, sizeof(text), "joining disabled");
-	return request_and_confirm(c, "permit_join", body, text);
+	return ctl_request_confirm(c, "permit_join", body, text);
 }
 
 int ctl_cmd_options(struct ctl_ctx *c, int argc, const char *const *argv)
@@ -293,7 +292,7 @@ int ctl_cmd_options(struct ctl_ctx *c, int argc, const char *const *argv)
 		body = NULL;
 	}
 	snprintf(text, sizeof(text), "updated options of %s", argv[0]);
-	return request_and_confirm(c, "device/options", body, text);
+	return ctl_request_confirm(c, "device/options", body, text);
 }
 
 int ctl_cmd_health(struct ctl_ctx *c, int argc, const char *const *argv)
@@ -303,7 +302,7 @@ int ctl_cmd_health(struct ctl_ctx *c, int argc, const char *const *argv)
 
 	(void)argc;
 	(void)argv;
-	status = request(c, "health_check", cJSON_CreateObject(), &data);
+	status = ctl_request(c, "health_check", cJSON_CreateObject(), &data, NULL, 0);
 	if (status == CTL_EXIT_OK &&
 	    (c->opts->json ? ctl_print_json(data) : ctl_print_owned(ctl_render_kv(data))))
 		status = CTL_EXIT_FAIL;

@@ -40,10 +40,19 @@ static const struct command commands[] = {
 	  ctl_cmd_options },
 	{ "health", "", "hearthd's health check", 0, 0, ctl_cmd_health },
 	{ "watch", "[NAME]", "print messages as they come (Ctrl-C stops)", 0, 1, ctl_cmd_watch },
-	{ "rules", "", NULL, 0, ARGS_ANY, NULL },
-	{ "scenes", "", NULL, 0, ARGS_ANY, NULL },
-	{ "activate", "", NULL, 0, ARGS_ANY, NULL },
-	{ "ecosystem", "", NULL, 0, ARGS_ANY, NULL },
+	{ "rules", "[SUBCOMMAND...]", "list rules, or change them (below)", 0, ARGS_ANY,
+	  ctl_cmd_rules },
+	{ "scenes", "[SUBCOMMAND...]", "list scenes, or change them (below)", 0, ARGS_ANY,
+	  ctl_cmd_scenes },
+	{ "activate", "SCENE", "activate a scene, showing each device's outcome", 1, 1,
+	  ctl_cmd_activate },
+	{ "ecosystem", "[--dot]", "the hub at a glance; --dot: the linkage graph", 0, 1,
+	  ctl_cmd_ecosystem },
+	{ "replace", "OLD NEW", "move rules and scenes from OLD to device NEW", 2, 2,
+	  ctl_cmd_replace },
+	{ "backup", "", "have hearthd write a copy of its database", 0, 0, ctl_cmd_backup },
+	{ "restore", "BACKUP [-c CONFIG]", "put a backup back (on the hub, hearthd stopped)", 1,
+	  3, ctl_cmd_restore },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -63,6 +72,13 @@ static void print_help(void)
 		snprintf(left, sizeof(left), "%s %s", commands[i].name, commands[i].usage);
 		printf("  %-28s %s\n", left, commands[i].summary);
 	}
+	printf("\nrules and scenes:\n"
+	       "  rules add|update FILE        send the rules and scenes of a JSON file\n"
+	       "  rules remove|enable|disable ID\n"
+	       "  rules trigger ID [--conditions]  run its actions now (after its conditions)\n"
+	       "  rules explain ID [-v]        why it ran or did not; -v: its last runs\n"
+	       "  scenes add FILE | remove ID\n"
+	       "  scenes capture ID DEVICE... [--name NAME]  store the devices' current state\n");
 	printf("\noptions:\n"
 	       "  -H, --host HOST      MQTT broker (default 127.0.0.1, env HEARTH_HOST)\n"
 	       "  -p, --port PORT      broker port (default 1883, env HEARTH_PORT)\n"

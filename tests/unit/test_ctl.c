@@ -1,6 +1,7 @@
 /*
  * Unit tests of hearthctl's pure parts: argument and environment parsing,
- * key=value to JSON, set-answer matching, value and age formatting, tables.
+ * key=value to JSON, set-answer matching, value and age formatting, tables,
+ * and the automation commands' options, rule files and renderings.
  * hearthctl is a separate program, so its sources are compiled in here.
  */
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include "../../src/ctl/ctl_args.c"
+#include "../../src/ctl/ctl_auto.c"
 #include "../../src/ctl/ctl_format.c"
 
 #define ARGV(...) ((char *[]){ "hearthctl", __VA_ARGS__, NULL })
@@ -409,6 +411,9 @@ static void test_state_matches(void **state)
 		{ "{\"state\":\"ON\"}", "{\"state\":\"TOGGLE\"}", 1, 0 },
 		{ "{\"brightness\":3}", "{\"state\":\"TOGGLE\"}", 0, 0 },
 		{ "[1]", "{\"state\":\"ON\"}", 0, 0 },
+		/* transition is an option of the command, never reported */
+		{ "{\"brightness\":60}", "{\"brightness\":60,\"transition\":0}", 0, 1 },
+		{ "{\"brightness\":61}", "{\"brightness\":60,\"transition\":2}", 0, 0 },
 	};
 	size_t i;
 
@@ -595,6 +600,271 @@ static void test_table_sanitize_cut_headerless(void **state)
 	ctl_table_free(NULL);
 }
 
+/* ---- automation commands ------------------------------------------------ */
+
+static void test_flags_take(void **state)
+{
+	const char *const argv[] = { "scene1", "--name", "Reading", "lamp", "-v", "plug" };
+	const char *const inline_argv[] = { "--name=Evening light", "lamp" };
+	struct ctl_flag flags[2] = { { "--name", NULL, 1, 0, NULL }, { "--verbose", "-v", 0, 0, NULL } };
+	const char *pos[8];
+	char err[128];
+
+	(void)state;
+	assert_int_equal(ctl_flags_take(6, argv, flags, 2, pos, err, sizeof(err)), 3);
+	assert_string_equal(pos[0], "scene1");
+	assert_string_equal(pos[1], "lamp");
+	assert_string_equal(pos[2], "plug");
+	assert_true(flags[0].seen);
+	assert_string_equal(flags[0].value, "Reading");
+	assert_true(flags[1].seen);
+	assert_null(flags[1].value);
+
+	flags[0].seen = flags[1].seen = 0;
+	assert_int_equal(ctl_flags_take(2, inline_argv, flags, 2, pos, err, sizeof(err)), 1);
+	assert_string_equal(flags[0].value, "Evening light");
+	assert_false(flags[1].seen);
+	assert_string_equal(pos[0], "lamp");
+}
+
+static void test_flags_take_errors(void **state)
+{
+	const char *const unknown[] = { "id", "--conditons" };
+	const char *const missing[] = { "id", "--name" };
+	const char *const dash[] = { "-1", "--dot=x" };
+	struct ctl_flag name = { "--name", NULL, 1, 0, NULL };
+	struct ctl_flag dot = { "--dot", NULL, 0, 0, NULL };
+	const char *pos[4];
+	char err[128];
+
+	(void)state;
+	/* A mistyped option is never taken for a name. */
+	assert_int_equal(ctl_flags_take(2, unknown, &name, 1, pos, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "unknown option '--conditons'");
+	assert_int_equal(ctl_flags_take(2, missing, &name, 1, pos, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "--name needs a value");
+	/* A flag without a value takes no "=value"; "-1" is an argument. */
+	assert_int_equal(ctl_flags_take(2, dash, &dot, 1, pos, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "unknown option '--dot=x'");
+	assert_int_equal(ctl_flags_take(1, dash, &dot, 1, pos, err, sizeof(err)), 1);
+	assert_string_equal(pos[0], "-1");
+	assert_int_equal(ctl_flags_take(0, NULL, NULL, 0, pos, err, sizeof(err)), 0);
+}
+
+static void test_id_valid(void **state)
+{
+	char long_id[CTL_ID_MAX + 2];
+
+	(void)state;
+	assert_true(ctl_id_valid("hall-night_light.2"));
+	assert_true(ctl_id_valid("A"));
+	assert_false(ctl_id_valid(""));
+	assert_false(ctl_id_valid(NULL));
+	assert_false(ctl_id_valid("bad id"));
+	assert_false(ctl_id_valid("a/b"));
+	assert_false(ctl_id_valid("caf\xc3\xa9"));
+	memset(long_id, 'x', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	assert_false(ctl_id_valid(long_id));
+	long_id[CTL_ID_MAX] = '\0';
+	assert_true(ctl_id_valid(long_id));
+}
+
+static cJSON *items_of(const char *text, char *err, size_t len)
+{
+	return ctl_file_items(text, strlen(text), err, len);
+}
+
+static void test_file_items(void **state)
+{
+	char err[128];
+	cJSON *items;
+
+	(void)state;
+	items = items_of("{\"id\":\"a\",\"triggers\":[]}", err, sizeof(err));
+	assert_true(cJSON_IsArray(items));
+	assert_int_equal(cJSON_GetArraySize(items), 1);
+	assert_string_equal(cJSON_GetObjectItem(items->child, "id")->valuestring, "a");
+	assert_false(ctl_item_is_scene(items->child));
+	cJSON_Delete(items);
+
+	items = items_of(" [{\"id\":\"r\"}, {\"id\":\"s\",\"targets\":{}}]\n", err, sizeof(err));
+	assert_int_equal(cJSON_GetArraySize(items), 2);
+	assert_false(ctl_item_is_scene(cJSON_GetArrayItem(items, 0)));
+	assert_true(ctl_item_is_scene(cJSON_GetArrayItem(items, 1)));
+	cJSON_Delete(items);
+}
+
+static void test_file_items_errors(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *err;
+	} cases[] = {
+		{ "{\"id\":\"x\",\n \"triggers\": [}\n", "not valid JSON (line 2, column 15)" },
+		{ "", "not valid JSON (line 1, column 1)" },
+		{ "{} trailing", "not valid JSON (line 1, column 4)" },
+		{ "[]", "the array is empty" },
+		{ "42", "must be a rule object or an array of them" },
+		{ "[{\"id\":\"a\"}, 3]", "[1]: not a JSON object" },
+	};
+	char err[128];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		assert_null(items_of(cases[i].text, err, sizeof(err)));
+		if (strcmp(err, cases[i].err))
+			fail_msg("case %zu: '%s', not '%s'", i, err, cases[i].err);
+	}
+}
+
+static void test_file_items_limits(void **state)
+{
+	size_t n = 3 * (CTL_FILE_ITEMS_MAX + 1) + 2, at = 0;
+	char *text = malloc(n + 1), err[128];
+	int i;
+
+	(void)state;
+	assert_non_null(text);
+	text[at++] = '[';
+	for (i = 0; i <= CTL_FILE_ITEMS_MAX; i++)
+		at += (size_t)sprintf(text + at, "%s{}", i ? "," : "");
+	text[at++] = ']';
+	text[at] = '\0';
+	assert_null(ctl_file_items(text, at, err, sizeof(err)));
+	assert_string_equal(err, "more than 1000 items");
+	assert_null(ctl_file_items(text, CTL_FILE_MAX + 1, err, sizeof(err)));
+	assert_string_equal(err, "larger than 1048576 bytes");
+	free(text);
+}
+
+static char *render_json(char *(*fn)(const cJSON *, int), const char *json, int color)
+{
+	cJSON *v = cJSON_Parse(json);
+	char *out;
+
+	assert_non_null(v);
+	out = fn(v, color);
+	cJSON_Delete(v);
+	assert_non_null(out);
+	return out;
+}
+
+static void test_render_rules(void **state)
+{
+	const int64_t now = 1700000000000;
+	cJSON *list = cJSON_Parse(
+		"[{\"id\":\"zeta\",\"enabled\":false,\"source\":\"file\",\"fired_count\":0,"
+		"\"last_fired\":0,\"running\":0},"
+		" {\"id\":\"alpha\",\"name\":\"Hall light\",\"enabled\":true,\"source\":\"api\","
+		"\"fired_count\":12,\"last_fired\":1699999700000,\"running\":1}, 7]");
+	char *out;
+
+	(void)state;
+	assert_non_null(list);
+	out = ctl_render_rules(list, now, 0);
+	assert_non_null(out);
+	assert_string_equal(out,
+			    "ID     NAME        ENABLED  SOURCE  FIRED  LAST FIRED  RUNNING\n"
+			    "alpha  Hall light  yes      api     12     5m ago      1\n"
+			    "zeta               no       file    0      never       0\n");
+	free(out);
+	out = ctl_render_rules(list, now, 1);
+	assert_non_null(strstr(out, CTL_ANSI_GREEN "yes" CTL_ANSI_RESET));
+	assert_non_null(strstr(out, CTL_ANSI_YELLOW "no" CTL_ANSI_RESET));
+	assert_non_null(strstr(out, CTL_ANSI_CYAN "1" CTL_ANSI_RESET));
+	free(out);
+	cJSON_Delete(list);
+}
+
+static void test_render_scenes(void **state)
+{
+	char *out = render_json(ctl_render_scenes,
+				"[{\"id\":\"evening\",\"name\":\"Evening\",\"transition\":2.5,"
+				"\"targets\":{\"a\":{},\"b\":{},\"c\":{}}},"
+				" {\"id\":\"all-off\",\"targets\":{\"a\":{}}}]",
+				0);
+
+	(void)state;
+	assert_string_equal(out, "ID       NAME     DEVICES  TRANSITION\n"
+				 "all-off           1        -\n"
+				 "evening  Evening  3        2.5s\n");
+	free(out);
+}
+
+static void test_render_traces(void **state)
+{
+	char *out;
+
+	(void)state;
+	setenv("TZ", "UTC", 1);
+	tzset();
+	out = render_json(ctl_render_traces,
+			  "[{\"time\":1700000000000,\"trigger\":{\"id\":\"0\",\"type\":\"state\"},"
+			  "\"outcome\":\"conditions not met\"},"
+			  " {\"time\":1699990000000,\"trigger\":{\"id\":\"manual\",\"type\":\"manual\"},"
+			  "\"outcome\":\"ok\",\"missed\":true},"
+			  " {\"time\":1699980000000,\"trigger\":{}}]",
+			  0);
+	assert_string_equal(out, "TIME                 TRIGGER    OUTCOME\n"
+				 "2023-11-14 22:13:20  0 (state)  conditions not met\n"
+				 "2023-11-14 19:26:40  manual     ok (missed)\n"
+				 "2023-11-14 16:40:00  ?          running\n");
+	free(out);
+	out = render_json(ctl_render_traces,
+			  "[{\"time\":1,\"trigger\":{\"id\":\"t\",\"type\":\"time\"},"
+			  "\"outcome\":\"error: device gone\"}]",
+			  1);
+	assert_non_null(strstr(out, CTL_ANSI_RED "error: device gone" CTL_ANSI_RESET));
+	free(out);
+}
+
+static void test_render_activation(void **state)
+{
+	char *out = render_json(ctl_render_activation,
+				"[{\"device\":\"hall/light\",\"status\":\"ok\"},"
+				" {\"device\":\"plug\",\"status\":\"error\","
+				"\"error\":\"device plug is gone\"}]",
+				0);
+
+	(void)state;
+	assert_string_equal(out, "DEVICE      STATUS  ERROR\n"
+				 "hall/light  ok\n"
+				 "plug        error   device plug is gone\n");
+	free(out);
+}
+
+static void test_render_ecosystem(void **state)
+{
+	char *out = render_json(
+		ctl_render_ecosystem,
+		"{\"devices\":9,\"devices_online\":8,\"by_plugin\":{\"zigbee\":2,\"virtual\":7},"
+		"\"by_vendor\":{},"
+		"\"by_capability\":{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,"
+		"\"h\":8,\"i\":9,\"j\":9},"
+		"\"rules\":3,\"cross_plugin_rules\":[\"hall\"],\"scenes\":0,"
+		"\"cross_plugin_scenes\":[],\"firings\":{\"hour\":2,\"day\":40},"
+		"\"commands\":{\"hour\":5,\"day\":90},\"dot\":\"digraph {}\"}",
+		0);
+
+	(void)state;
+	assert_string_equal(out, "devices       9 (8 online)\n"
+				 "plugins       virtual 7, zigbee 2\n"
+				 "vendors       none\n"
+				 "capabilities  i 9, j 9, h 8, g 7, f 6, e 5, d 4, c 3 and 2 more\n"
+				 "rules         3, 1 across plugins: hall\n"
+				 "scenes        0, 0 across plugins\n"
+				 "rule firings  2 in the last hour, 40 in the last day\n"
+				 "commands      5 in the last hour, 90 in the last day\n");
+	free(out);
+	/* Missing members read as zero and "none", never as a crash. */
+	out = render_json(ctl_render_ecosystem, "{}", 1);
+	assert_non_null(strstr(out, CTL_ANSI_BOLD "devices" CTL_ANSI_RESET "       0 (0 online)"));
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -620,6 +890,17 @@ int main(void)
 		cmocka_unit_test(test_table_plain),
 		cmocka_unit_test(test_table_utf8_and_colour),
 		cmocka_unit_test(test_table_sanitize_cut_headerless),
+		cmocka_unit_test(test_flags_take),
+		cmocka_unit_test(test_flags_take_errors),
+		cmocka_unit_test(test_id_valid),
+		cmocka_unit_test(test_file_items),
+		cmocka_unit_test(test_file_items_errors),
+		cmocka_unit_test(test_file_items_limits),
+		cmocka_unit_test(test_render_rules),
+		cmocka_unit_test(test_render_scenes),
+		cmocka_unit_test(test_render_traces),
+		cmocka_unit_test(test_render_activation),
+		cmocka_unit_test(test_render_ecosystem),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
