@@ -275,9 +275,11 @@ struct hearth_host {
 	/* Stop and free a timer. NULL is accepted. */
 	void (*timer_stop)(hearth_plugin_ctx *ctx, hearth_timer *timer);
 
-	/* Watch a non-blocking fd for HEARTH_FD_READ / HEARTH_FD_WRITE. Call
-	 * fd_watch again on the same watch to change the events; fd_unwatch
-	 * before closing the fd. */
+	/* Watch a non-blocking fd for HEARTH_FD_READ / HEARTH_FD_WRITE. Change
+	 * the events with fd_modify; fd_unwatch before closing the fd. After a
+	 * callback with HEARTH_FD_ERROR (an error or hang-up, e.g. an ICMP error
+	 * on a connected UDP socket) the watch is stopped: call fd_modify with
+	 * the events again to keep watching. */
 	int (*fd_watch)(hearth_plugin_ctx *ctx, int fd, unsigned events, hearth_fd_cb cb,
 			void *user, hearth_watch **out);
 	int (*fd_modify)(hearth_plugin_ctx *ctx, hearth_watch *watch, unsigned events);
