@@ -20,6 +20,7 @@ else
 listener $port 127.0.0.1
 allow_anonymous true
 persistence false
+set_tcp_nodelay true
 CONF
 	mosquitto -c "$DEV/mosquitto.conf" > "$DEV/mosquitto.log" 2>&1 &
 	mosq_pid=$!
@@ -34,11 +35,16 @@ CONF
 	done
 fi
 
-sed "s/^port = 1883\$/port = $port/" config/hearth.dev.conf > "$DEV/hearth.conf"
+web_port=8080
+while listening "$web_port"; do web_port=$((web_port + 1)); done
+sed -e "s/^port = 1883\$/port = $port/" -e "s/^listen = 127.0.0.1:8080\$/listen = 127.0.0.1:$web_port/" \
+	-e "s#^root = build/web\$#root = $B/web#" config/hearth.dev.conf > "$DEV/hearth.conf"
 
 cat <<TXT
 
   hearth is starting on the private broker 127.0.0.1:$port (base topic "hearth").
+
+  Dashboard:            http://127.0.0.1:$web_port/   (no password: this machine only)
 
   Watch everything:     mosquitto_sub -h 127.0.0.1 -p $port -t 'hearth/#' -v
   List devices:         $B/hearthctl -p $port devices

@@ -117,7 +117,7 @@ static int broker_launch(struct broker *b)
 	FILE *f = fopen(conf, "w");
 	if (!f)
 		return -1;
-	fprintf(f, "listener %d 127.0.0.1\npersistence false\n%s%s\n", b->port,
+	fprintf(f, "listener %d 127.0.0.1\npersistence false\nset_tcp_nodelay true\n%s%s\n", b->port,
 		strstr(b->extra, "allow_anonymous") ? "" : "allow_anonymous true\n", b->extra);
 	fclose(f);
 	char *argv[] = {"mosquitto", "-c", conf, NULL};
@@ -378,6 +378,7 @@ struct client *client_new_auth(int port, const char *user, const char *password)
 		return NULL;
 	}
 	mosquitto_message_callback_set(c->mosq, on_msg);
+	mosquitto_int_option(c->mosq, MOSQ_OPT_TCP_NODELAY, 1);
 	if (user)
 		mosquitto_username_pw_set(c->mosq, user, password);
 	for (int i = 0; i < 50; i++) {
