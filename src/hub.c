@@ -19,6 +19,7 @@
 
 #define READY_WAIT_MS 1000 /* longest wait for the broker before READY */
 #define STOP_MQTT_TIMEOUT_MS 800
+#define STORE_RETRY_MS 5000 /* after a failed write, try again at least this often */
 #define PASSWORD_MAX 1024
 
 static const char *src = "hub";
@@ -40,11 +41,23 @@ int64_t hub_now_ms(void)
 /* -- small helpers ---------------------------------------------------------- */
 
 
+static bool retry_unsaved(struct hearth_hub *hub);
+
 static void on_commit(uv_timer_t *t)
 {
 	struct hearth_hub *hub = t->data;
-	if (hub->store && store_pending(hub->store))
-		store_flush(hub->store, hub_now_ms(), hub->config->store.history_days);
+	if (!hub->store)
+		return;
+	int rc = 0;
+	if (store_pending(hub->store))
+		rc = store_flush(hub->store, hub_now_ms(), hub->config->store.history_days);
+	bool waiting = retry_unsaved(hub);
+	/* a full disk or an I/O error: keep trying, even in a quiet home */
+	if (rc || waiting) {
+		uint64_t ms = (uint64_t)hub->config->store.commit_interval_ms;
+		uv_timer_start(&hub->commit_timer, on_commit, ms > STORE_RETRY_MS ? ms : STORE_RETRY_MS,
+			       0);
+	}
 }
 
 /* Writes are batched: the first queued write arms a one-shot timer, so an
@@ -119,11 +132,66 @@ static void event_device(struct hearth_hub *hub, const char *type, const struct 
 	api_publish_event(hub, type, data);
 }
 
-static void put_device(struct hearth_hub *hub, const struct device *dev)
+static void put_device(struct hearth_hub *hub, struct device *dev)
 {
-	if (hub->store && store_device_put(hub->store, dev, hub_now_ms()) != 0)
-		log_error(src, "device '%s' could not be saved; it lives in memory until the next "
-			       "successful write", dev->id);
+	if (!hub->store)
+		return;
+	if (store_device_put(hub->store, dev, hub_now_ms()) == 0) {
+		dev->unsaved = false;
+		return;
+	}
+	if (!dev->unsaved)
+		log_error(src, "device '%s' could not be saved; it is kept in memory and saved when "
+			       "the database takes writes again",
+			  dev->id);
+	dev->unsaved = true;
+	hub->unsaved_devices = true;
+	hub_store_touched(hub);
+}
+
+/* Registry changes that the database refused are written again; true while
+ * some still wait. */
+static bool retry_unsaved(struct hearth_hub *hub)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < hub->n_unsaved_deletes; i++) {
+		if (store_device_delete(hub->store, hub->unsaved_deletes[i]) == 0)
+			free(hub->unsaved_deletes[i]);
+		else
+			hub->unsaved_deletes[kept++] = hub->unsaved_deletes[i];
+	}
+	hub->n_unsaved_deletes = kept;
+	if (hub->unsaved_devices) {
+		bool left = false;
+		for (struct device *d = registry_first(hub->registry); d; d = registry_next(d)) {
+			if (d->unsaved && store_device_put(hub->store, d, hub_now_ms()) == 0)
+				d->unsaved = false;
+			left = left || d->unsaved;
+		}
+		if (!left)
+			log_info(src, "the database takes writes again; every device is saved");
+		hub->unsaved_devices = left;
+	}
+	return hub->unsaved_devices || hub->n_unsaved_deletes > 0;
+}
+
+static void delete_device_row(struct hearth_hub *hub, const char *id)
+{
+	if (!hub->store || store_device_delete(hub->store, id) == 0)
+		return;
+	char **list = realloc(hub->unsaved_deletes,
+			      (hub->n_unsaved_deletes + 1) * sizeof(*hub->unsaved_deletes));
+	char *copy = strdup(id);
+	if (!list || !copy) {
+		free(copy);
+		if (list)
+			hub->unsaved_deletes = list;
+		log_error(src, "device '%s' was removed but its row stays until the next start", id);
+		return;
+	}
+	hub->unsaved_deletes = list;
+	hub->unsaved_deletes[hub->n_unsaved_deletes++] = copy;
+	hub_store_touched(hub);
 }
 
 /* -- from plugins ------------------------------------------------------------- */
@@ -239,8 +307,7 @@ static void forget_device(struct hearth_hub *hub, struct device *dev)
 {
 	if (hub->ha)
 		ha_discovery_device_removed(hub->ha, dev);
-	if (hub->store)
-		store_device_delete(hub->store, dev->id);
+	delete_device_row(hub, dev->id);
 	api_clear_device(hub, dev->name);
 	event_device(hub, "device_removed", dev);
 	log_info(src, "device %s ('%s') removed", dev->id, dev->name);
@@ -975,6 +1042,9 @@ void hub_free(struct hearth_hub *hub)
 	uv_run(hub->loop, UV_RUN_NOWAIT);
 	automation_free(hub->automation);
 	ha_discovery_free(hub->ha);
+	for (size_t i = 0; i < hub->n_unsaved_deletes; i++)
+		free(hub->unsaved_deletes[i]);
+	free(hub->unsaved_deletes);
 	store_close(hub->store, hub_now_ms());
 	for (size_t i = 0; i < hub->n_commands; i++)
 		free(hub->commands[i].device_id);

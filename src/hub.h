@@ -53,6 +53,9 @@ struct hearth_hub {
 	bool devices_dirty;
 	bool info_dirty;
 
+	bool unsaved_devices;	/* some device rows wait for the database */
+	char **unsaved_deletes; /* device ids whose deletion failed */
+	size_t n_unsaved_deletes;
 	struct pending_command *commands; /* outstanding, oldest first */
 	size_t n_commands;
 	uint64_t next_command_id;

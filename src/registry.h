@@ -40,6 +40,7 @@ struct device {
 	bool available;
 	bool present;	   /* its plugin added it in this run */
 	bool report_requested; /* a /get is pending: publish the next report even if unchanged */
+	bool unsaved;	   /* writing its row failed: retried at the next commit */
 	void *owner;	   /* the plugin host's handle, opaque here */
 	/* private to registry.c */
 	struct device *next_id, *next_name;

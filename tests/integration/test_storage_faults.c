@@ -1,0 +1,168 @@
+/*
+ * Storage faults injected for real: an LD_PRELOAD shim makes writes and
+ * syncs to the database fail with ENOSPC, EIO or EROFS while a control file
+ * exists. The hub keeps serving MQTT from memory, says what is wrong in one
+ * clear log line, and once the fault is gone writes resume: every state
+ * change and registry change made meanwhile reaches the database, which
+ * passes integrity_check.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "harness.h"
+
+static void fault(const char *ctl, const char *word)
+{
+	if (!word) {
+		unlink(ctl);
+		return;
+	}
+	FILE *f = fopen(ctl, "w");
+	assert_non_null(f);
+	fputs(word, f);
+	fclose(f);
+}
+
+static long long db_ll(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static bool integrity_ok(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	bool ok = false;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		ok = strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return ok;
+}
+
+static void set_and_see(struct client *c, const char *topic, const char *payload,
+			const char *state_topic, const char *expect)
+{
+	client_publish(c, topic, payload, false);
+	char *p = client_wait(c, state_topic, expect, 3000);
+	if (!p)
+		fail_msg("no state with %s on %s", expect, state_topic);
+	free(p);
+}
+
+static void run_fault(const char *word, const char *log_words)
+{
+	struct broker broker;
+	struct hearthd hub;
+	char shim[PATH_MAX], ctl[] = "/tmp/hearth-fault-XXXXXX";
+	assert_non_null(realpath(harness_build_dir(), shim));
+	strncat(shim, "/tests/plugins/faultio.so", sizeof(shim) - strlen(shim) - 1);
+	int fd = mkstemp(ctl);
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(ctl);
+	assert_int_equal(broker_start(&broker), 0);
+	/* only hearthd, started now, carries the shim */
+	setenv("LD_PRELOAD", shim, 1);
+	setenv("HEARTH_FAULT_FILE", ctl, 1);
+	int rc = hearthd_start(&hub, broker.port, "[plugin.virtual]\ninterval_ms = 0\n");
+	unsetenv("LD_PRELOAD");
+	unsetenv("HEARTH_FAULT_FILE");
+	assert_int_equal(rc, 0);
+	struct client *c = client_new(broker.port);
+	assert_non_null(c);
+	client_subscribe(c, "hearth/virtual/light-1");
+	client_subscribe(c, "hearth/lounge/lamp");
+
+	fault(ctl, word);
+	/* served from memory: commands work, state is published */
+	set_and_see(c, "hearth/virtual/light-1/set", "{\"brightness\":11,\"transition\":0}",
+		    "hearth/virtual/light-1", "\"brightness\":11");
+	cJSON *r = client_request(c, "device/rename",
+				  "\"from\":\"virtual/light-1\",\"to\":\"lounge/lamp\"", 3000);
+	assert_non_null(r);
+	assert_string_equal(cJSON_GetObjectItem(r, "status")->valuestring, "ok");
+	cJSON_Delete(r);
+	set_and_see(c, "hearth/lounge/lamp/set", "{\"brightness\":22,\"transition\":0}",
+		    "hearth/lounge/lamp", "\"brightness\":22");
+	client_pump(c, 600); /* several commit intervals fail */
+	assert_true(hearthd_log_contains(&hub, log_words));
+	r = client_request(c, "health_check", "", 3000);
+	assert_non_null(r);
+	cJSON *store = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "data"), "store");
+	assert_true(cJSON_GetObjectItem(store, "flush_failures")->valueint > 0);
+	cJSON_Delete(r);
+
+	fault(ctl, NULL);
+	/* writes resume by themselves (the retry runs within 5 s), and new ones too */
+	set_and_see(c, "hearth/lounge/lamp/set", "{\"brightness\":33,\"transition\":0}",
+		    "hearth/lounge/lamp", "\"brightness\":33");
+	client_pump(c, 5500);
+	assert_true(hearthd_log_contains(&hub, "every device is saved"));
+	client_free(c);
+	assert_int_equal(hearthd_signal_wait(&hub, SIGTERM, 3000), 0);
+	assert_true(integrity_ok(hub.db));
+	assert_int_equal(db_ll(hub.db, "SELECT count(*) FROM devices WHERE id = 'virtual:light-1' "
+				       "AND name = 'lounge/lamp'"),
+			 1);
+	assert_int_equal(db_ll(hub.db, "SELECT count(*) FROM state WHERE device_id = "
+				       "'virtual:light-1' AND attribute = 'brightness' AND value = '33'"),
+			 1);
+	/* the update made during the fault reached history too */
+	assert_int_equal(db_ll(hub.db, "SELECT count(*) FROM history WHERE device_id = "
+				       "'virtual:light-1' AND attribute = 'brightness' AND value = '22'"),
+			 1);
+	assert_int_equal(hearthd_cleanup(&hub), 0);
+	broker_stop(&broker);
+}
+
+static void test_disk_full(void **state)
+{
+	(void)state;
+	run_fault("ENOSPC", "No space left on device");
+}
+
+static void test_io_error(void **state)
+{
+	(void)state;
+	run_fault("EIO", "failed");
+}
+
+static void test_read_only(void **state)
+{
+	(void)state;
+	run_fault("EROFS", "failed");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_disk_full),
+		cmocka_unit_test(test_io_error),
+		cmocka_unit_test(test_read_only),
+	};
+	return cmocka_run_group_tests_name("integration: storage faults", tests, NULL, NULL);
+}
