@@ -33,7 +33,7 @@ endif
 LIBS_CORE := libuv libmosquitto sqlite3 libcjson inih libsystemd
 DEPS_PKGS := libuv1-dev libmosquitto-dev mosquitto mosquitto-clients libsqlite3-dev \
 	libcjson-dev libcmocka-dev libinih-dev libsystemd-dev libssl-dev pkg-config gcc make \
-	dbus-daemon openssl
+	dbus-daemon openssl clang libclang-rt-dev
 
 WARN := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wno-format-nonliteral
@@ -125,9 +125,18 @@ $(B)/tests/sim/%: tests/sim/%.c $(B)/libhearth.a
 TEST_BUILD := all $(UNIT_BIN) $(INTEG_BIN) $(FIXTURE_SOS) $(SIM_BIN)
 
 # Every test binary runs; the runner prints one summary line and fails on any failure.
+# A short fuzzing pass joins make test when clang with libFuzzer is there
+# (make deps installs it); make fuzz-smoke gives each target 20 s.
+FUZZ_TEST_SECONDS ?= 5
+HAVE_LIBFUZZER = $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' | \
+	$(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null && echo yes)
+
 test: deps
 	@$(MAKE) --no-print-directory $(TEST_BUILD)
 	@B=$(B) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN)
+	@if [ "$(HAVE_LIBFUZZER)" = yes ]; then \
+		$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS); \
+	else echo "fuzzing skipped: no clang with libFuzzer (make deps installs it)"; fi
 
 unit: $(UNIT_BIN) $(FIXTURE_SOS) $(PLUGIN_SOS)
 	@B=$(B) sh tests/run.sh $(UNIT_BIN)
