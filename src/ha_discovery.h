@@ -36,5 +36,7 @@ void ha_discovery_on_message(struct ha_discovery *ha, const char *topic, const v
 
 /* The configs of one device as {topic: config} (new object), for tests. */
 cJSON *ha_discovery_configs(const struct ha_discovery *ha, const struct device *dev);
+/* The hub's own device (a connection-state binary_sensor) the same way. */
+cJSON *ha_discovery_bridge_configs(const struct ha_discovery *ha);
 
 #endif

@@ -693,6 +693,8 @@ int hub_device_options(struct hearth_hub *hub, struct device *dev, const cJSON *
 	if (desc)
 		dev->description_by_user = cJSON_IsString(desc);
 	put_device(hub, dev);
+	if (hub->ha)
+		ha_discovery_device(hub->ha, dev); /* the room is HA's suggested area */
 	hub_devices_changed(hub);
 	return 0;
 }

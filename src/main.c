@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,11 +182,21 @@ static void start_watchdog(struct daemon *d)
 	}
 }
 
+/* A small daemon that sometimes sees a 1 MiB payload: big buffers go back
+ * to the system when freed (glibc would otherwise raise its mmap threshold
+ * and keep them), and the thread pool does not grow an arena per thread. */
+static void tune_malloc(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_ARENA_MAX, 2);
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon d = {.config_path = HEARTH_SYSCONFDIR "/hearth/hearth.conf"};
 	bool check_only = false;
 	d.start_ns = uv_hrtime();
+	tune_malloc();
 	if (parse_args(&d, argc, argv, &check_only))
 		return 2;
 	struct hearth_config *config = NULL;

@@ -122,7 +122,7 @@ static void test_flood(void **state)
 	assert_non_null(m);
 	assert_int_equal(mosquitto_connect(m, "127.0.0.1", broker.port, 30), MOSQ_ERR_SUCCESS);
 
-	burst(m, 20); /* warm up: allocator arenas, caches */
+	burst(m, 100); /* warm up: allocator arenas, caches, the broker's buffers */
 	sleep(1);
 	long before = rss_kib(hub.pid);
 	struct timespec t0, t1;
