@@ -30,10 +30,12 @@ else
 B ?= build-asan
 endif
 
-LIBS_CORE := libuv libmosquitto sqlite3 libcjson inih libsystemd
+LIBS_CORE := libuv libmosquitto sqlite3 libcjson inih libsystemd libwebsockets libcrypt
 DEPS_PKGS := libuv1-dev libmosquitto-dev mosquitto mosquitto-clients libsqlite3-dev \
 	libcjson-dev libcmocka-dev libinih-dev libsystemd-dev libssl-dev pkg-config gcc make \
-	dbus-daemon openssl clang libclang-rt-dev
+	libwebsockets-dev libwebsockets-evlib-uv libcrypt-dev dbus-daemon openssl clang libclang-rt-dev
+# for the dashboard's browser tests; make test skips them without it
+DEPS_OPTIONAL := chromium
 
 WARN := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wno-format-nonliteral
@@ -55,6 +57,7 @@ TEST_LIBS = $(CMOCKA_LIBS) $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 
 ALL_CFLAGS = $(WARN) $(OPT) -D_GNU_SOURCE -DHEARTH_VERSION=\"$(VERSION)\" \
 	-DHEARTH_PLUGINDIR=\"$(PLUGINDIR)\" -DHEARTH_SYSCONFDIR=\"$(SYSCONFDIR)\" \
+	-DHEARTH_WEBDIR=\"$(DATADIR)/hearth/web\" \
 	-Iinclude -Isrc $(PC_CFLAGS) -MMD -MP $(CFLAGS)
 ALL_LDFLAGS = $(SAN_LD) $(LDFLAGS)
 PLUGIN_CFLAGS = $(WARN) $(OPT) -D_GNU_SOURCE -fPIC -fvisibility=hidden -Iinclude $(CFLAGS)
@@ -75,9 +78,28 @@ FIXTURE_SRC := $(wildcard tests/fixtures/plugins/*.c)
 FIXTURE_SOS := $(FIXTURE_SRC:tests/fixtures/plugins/%.c=$(B)/tests/plugins/%.so)
 SIM_SRC := $(wildcard tests/sim/*.c)
 SIM_BIN := $(SIM_SRC:tests/sim/%.c=$(B)/tests/sim/%)
+# The dashboard: plain files, copied with a gzip beside each for browsers that take it.
+WEB_SRC := $(wildcard web/*.html web/*.js web/*.css web/*.svg)
+WEB_OUT := $(WEB_SRC:web/%=$(B)/web/%) $(WEB_SRC:web/%=$(B)/web/%.gz)
 
-.PHONY: all run test asan install uninstall clean deps check-deps unit integration format
-all: $(B)/hearthd $(B)/hearthctl $(PLUGIN_SOS)
+.PHONY: all run test asan install uninstall clean deps check-deps unit integration format e2e-deps
+all: $(B)/hearthd $(B)/hearthctl $(PLUGIN_SOS) $(WEB_OUT)
+
+$(B)/web/%.gz: $(B)/web/%
+	gzip -9 -n -c $< > $@
+
+$(B)/web/%: web/%
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+# Browser tests: playwright-core (exact version, lock file) under $(B)/e2e, driving
+# Debian's /usr/bin/chromium.
+e2e-deps: $(B)/e2e/node_modules/.installed
+$(B)/e2e/node_modules/.installed: tests/e2e/package.json tests/e2e/package-lock.json
+	@mkdir -p $(B)/e2e
+	cp tests/e2e/package.json tests/e2e/package-lock.json $(B)/e2e/
+	cd $(B)/e2e && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -124,16 +146,19 @@ $(B)/tests/sim/%: tests/sim/%.c $(B)/libhearth.a
 
 TEST_BUILD := all $(UNIT_BIN) $(INTEG_BIN) $(FIXTURE_SOS) $(SIM_BIN)
 
-# Every test binary runs; the runner prints one summary line and fails on any failure.
 # A short fuzzing pass joins make test when clang with libFuzzer is there
 # (make deps installs it); make fuzz-smoke gives each target 20 s.
 FUZZ_TEST_SECONDS ?= 5
 HAVE_LIBFUZZER = $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' | \
 	$(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null && echo yes)
 
+# Every test binary runs; the runner prints one summary line and fails on any failure.
 test: deps
 	@$(MAKE) --no-print-directory $(TEST_BUILD)
-	@B=$(B) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN)
+	@e2e=""; if [ -x /usr/bin/chromium ] && command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory e2e-deps && e2e=tests/e2e/run.sh; \
+	fi; [ -n "$$e2e" ] || echo "chromium or npm missing: the dashboard's browser tests are skipped"; \
+	B=$(B) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN) $$e2e
 	@if [ "$(HAVE_LIBFUZZER)" = yes ]; then \
 		$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS); \
 	else echo "fuzzing skipped: no clang with libFuzzer (make deps installs it)"; fi
@@ -159,23 +184,62 @@ deps:
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
-	fi
+	fi; \
+	for p in $(DEPS_OPTIONAL); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" && continue; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		[ -n "$$missing" ] || $$SUDO apt-get update -q; missing=updated; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$p || echo "$$p is not installable"; \
+	done
 
+MANDIR ?= $(DATADIR)/man
+DOCDIR ?= $(DATADIR)/doc/hearth
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSTEMD_UNITS := hearth.service hearth-backup.service hearth-backup.timer
+
+# An existing hearth.conf is never overwritten. The unit gets this build's
+# paths; /etc/hearth/rules is created empty.
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(SYSCONFDIR)/hearth \
-		$(DESTDIR)$(INCLUDEDIR)/hearth $(DESTDIR)$(LIBDIR)/pkgconfig
+		$(DESTDIR)$(SYSCONFDIR)/hearth/rules $(DESTDIR)$(INCLUDEDIR)/hearth \
+		$(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(DOCDIR)/dropins $(DESTDIR)$(DOCDIR)/examples/plugin-out-of-tree
 	install -m 755 $(B)/hearthd $(B)/hearthctl $(DESTDIR)$(BINDIR)/
 	install -m 644 $(PLUGIN_SOS) $(DESTDIR)$(PLUGINDIR)/
 	install -m 644 include/hearth/plugin.h $(DESTDIR)$(INCLUDEDIR)/hearth/
+	install -d $(DESTDIR)$(DATADIR)/hearth/web
+	install -m 644 $(WEB_OUT) $(DESTDIR)$(DATADIR)/hearth/web/
 	test -e $(DESTDIR)$(SYSCONFDIR)/hearth/hearth.conf || \
 		install -m 640 config/hearth.conf $(DESTDIR)$(SYSCONFDIR)/hearth/hearth.conf
+	if [ -z "$(DESTDIR)" ] && getent group hearth >/dev/null 2>&1; then \
+		chgrp hearth $(SYSCONFDIR)/hearth/hearth.conf; fi
 	printf 'prefix=%s\nincludedir=%s\nplugindir=%s\n\nName: hearth-plugin\nDescription: hearth plugin ABI\nVersion: %s\nCflags: -I$${includedir}\n' \
 		"$(PREFIX)" "$(INCLUDEDIR)" "$(PLUGINDIR)" "$(VERSION)" > $(DESTDIR)$(LIBDIR)/pkgconfig/hearth-plugin.pc
+	for u in $(SYSTEMD_UNITS); do \
+		sed -e 's|/usr/local/bin/|$(BINDIR)/|' -e 's|/etc/hearth/|$(SYSCONFDIR)/hearth/|g' \
+			systemd/$$u > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u && \
+		chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; \
+	done
+	install -m 644 systemd/hearth.sysusers $(DESTDIR)$(SYSUSERSDIR)/hearth.conf
+	install -m 644 man/hearthctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/hearth.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 man/hearthd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 systemd/dropins/*.conf $(DESTDIR)$(DOCDIR)/dropins/
+	install -m 644 examples/plugin-out-of-tree/* $(DESTDIR)$(DOCDIR)/examples/plugin-out-of-tree/
 
+# Configuration, rules and the database are the user's: they stay.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/hearthd $(DESTDIR)$(BINDIR)/hearthctl
 	rm -f $(PLUGIN_NAMES:%=$(DESTDIR)$(PLUGINDIR)/%.so)
 	rm -f $(DESTDIR)$(INCLUDEDIR)/hearth/plugin.h $(DESTDIR)$(LIBDIR)/pkgconfig/hearth-plugin.pc
+	rm -rf $(DESTDIR)$(DATADIR)/hearth/web
+	rm -f $(SYSTEMD_UNITS:%=$(DESTDIR)$(SYSTEMDUNITDIR)/%) $(DESTDIR)$(SYSUSERSDIR)/hearth.conf
+	rm -f $(DESTDIR)$(MANDIR)/man1/hearthctl.1 $(DESTDIR)$(MANDIR)/man5/hearth.conf.5 \
+		$(DESTDIR)$(MANDIR)/man8/hearthd.8
+	rm -rf $(DESTDIR)$(DOCDIR)
+	-rmdir $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBDIR)/hearth $(DESTDIR)$(INCLUDEDIR)/hearth 2>/dev/null
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
@@ -221,4 +285,70 @@ fuzz: $(FUZZ_BIN)
 fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
 
+# -- running it for real: unit check, install check, package, Raspberry Pi -----
+#   make check-unit     systemd-analyze security of systemd/hearth.service (<= 2.0)
+#   make test-install   make install into a temp root; build the out-of-tree plugin example
+#   make deb            build/deb/hearth_VERSION-1_ARCH.deb (DEB_ARCH=arm64 cross-builds)
+#   make test-deb       check the package's fields and files, install it into a temp root
+#   make cross-arm64    cross-build for 64-bit Raspberry Pi OS into $(B)-arm64 (installs
+#                       the cross compiler and arm64 libraries first: multiarch)
+#   make test-arm64     the unit tests of that build under qemu-aarch64
+#   make cross-armhf, make test-armhf: the same for 32-bit Raspberry Pi OS
+DEB_ARCH ?= $(shell dpkg --print-architecture 2>/dev/null)
+.PHONY: check-unit test-install deb test-deb cross-arm64 test-arm64 cross-armhf test-armhf
+
+check-unit:
+	@sh scripts/check-unit.sh
+
+test-install:
+	@sh scripts/test-install.sh $(B)
+
+deb:
+	@sh scripts/build-deb.sh $(B)/deb $(DEB_ARCH)
+
+test-deb: deb
+	@sh scripts/test-deb.sh $(B)/deb/hearth_$(VERSION)-1_$(DEB_ARCH).deb
+
+cross-arm64:
+	@sh scripts/cross.sh build arm64 $(B)-arm64
+
+test-arm64:
+	@sh scripts/cross.sh test arm64 $(B)-arm64
+
+cross-armhf:
+	@sh scripts/cross.sh build armhf $(B)-armhf
+
+test-armhf:
+	@sh scripts/cross.sh test armhf $(B)-armhf
+
 -include $(shell find $(B)/obj $(B)/tests $(B)/plugins -name '*.d' 2>/dev/null)
+
+# -- benchmark (tests/bench, docs/performance.md); never part of make test ----------
+# make bench: every scenario, 3 runs each (under 15 min); make bench-quick: one
+# short run of each (under 2 min). Results: $(B)/bench/results.jsonl and .md.
+BENCH_SRC := tests/bench/hearth-bench.c $(wildcard tests/bench/bench_*.c)
+BENCH_BIN := $(B)/tests/bench/hearth-bench $(B)/tests/bench/bench-fill $(B)/tests/bench/iocount.so
+
+$(B)/tests/bench/hearth-bench: $(BENCH_SRC) tests/bench/bench.h tests/bench/iocount.h
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(OPT) -D_GNU_SOURCE $(CFLAGS) -o $@ $(BENCH_SRC) $(ALL_LDFLAGS) \
+		$(shell $(PKG_CONFIG) --cflags --libs libmosquitto 2>/dev/null)
+
+$(B)/tests/bench/bench-fill: tests/bench/bench-fill.c $(B)/libhearth.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libhearth.a $(ALL_LDFLAGS) $(PC_LIBS) -ldl -lm -lpthread
+
+$(B)/tests/bench/iocount.so: tests/bench/iocount.c tests/bench/iocount.h
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(OPT) -D_GNU_SOURCE -fPIC -shared $(CFLAGS) -o $@ $< $(ALL_LDFLAGS) -ldl
+
+.PHONY: bench bench-quick bench-deps
+bench-deps:
+	@sh tests/bench/deps.sh
+
+bench bench-quick: deps bench-deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	python3 tests/bench/run.py --build $(B) $(if $(filter bench-quick,$@),--quick) \
+		--out $(B)/bench/results.jsonl
+	python3 tests/bench/table.py $(B)/bench/results.jsonl > $(B)/bench/results.md
+	@cat $(B)/bench/results.md

@@ -1,12 +1,16 @@
 #include "api.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "automation.h"
+#include "capability.h"
 #include "hub.h"
 #include "log.h"
 #include "mqtt.h"
@@ -582,15 +586,110 @@ static int req_ecosystem(struct hearth_hub *hub, const cJSON *req, cJSON *data, 
 	return 0;
 }
 
+/* A consistent copy of the database in store.backup_dir, named by the UTC
+ * second (-2 .. -9 added for more in the same second). The hub waits for
+ * the copy: about a second per 20 MB on an SD card. */
+static int req_backup(struct hearth_hub *hub, const cJSON *req, cJSON *data, char *err,
+		      size_t err_len)
+{
+	(void)req;
+	char path[PATH_MAX], stamp[32], suffix[8] = "";
+	int64_t start_ms = hub_now_ms();
+	time_t now_s = (time_t)(start_ms / 1000);
+	struct tm tm;
+	struct stat st;
+	int rc = -EEXIST;
+	if (!hub->store) {
+		set_err(err, err_len, "the database is not open");
+		return -ENODEV;
+	}
+	if (!gmtime_r(&now_s, &tm) || !strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm))
+		return -EINVAL;
+	/* what is queued belongs in the copy; a failure is logged by the store */
+	store_flush(hub->store, start_ms, hub->config->store.history_days);
+	for (int n = 2; rc == -EEXIST && n <= 10; n++) {
+		if (snprintf(path, sizeof(path), "%s/hearth-%s%s.db", hub->config->store.backup_dir,
+			     stamp, suffix) >= (int)sizeof(path)) {
+			set_err(err, err_len, "store.backup_dir is too long");
+			return -ENAMETOOLONG;
+		}
+		rc = store_backup(hub->store, path, err, err_len);
+		snprintf(suffix, sizeof(suffix), "-%d", n);
+	}
+	if (rc)
+		return rc;
+	if (stat(path, &st) != 0)
+		st.st_size = 0;
+	cJSON_AddStringToObject(data, "path", path);
+	cJSON_AddNumberToObject(data, "bytes", (double)st.st_size);
+	cJSON_AddNumberToObject(data, "ms", (double)(hub_now_ms() - start_ms));
+	log_info(src, "database backed up to %s (%lld bytes)", path, (long long)st.st_size);
+	return 0;
+}
+
+/* An optional whole number in lo..hi, def when absent; -1 when wrong. */
+static int64_t req_int(const cJSON *req, const char *key, int64_t lo, int64_t hi, int64_t def,
+		       char *err, size_t err_len)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, key);
+	if (!v)
+		return def;
+	if (!cJSON_IsNumber(v) || v->valuedouble < (double)lo || v->valuedouble > (double)hi ||
+	    v->valuedouble != (double)(int64_t)v->valuedouble) {
+		set_err(err, err_len, "'%s' must be a whole number from %lld to %lld", key,
+			(long long)lo, (long long)hi);
+		return -1;
+	}
+	return (int64_t)v->valuedouble;
+}
+
+/* Stored values of one attribute for a chart, and the device's last events. */
+static int req_history(struct hearth_hub *hub, const cJSON *req, cJSON *data, char *err,
+		       size_t err_len)
+{
+	struct device *dev = req_device(hub, req, "id", err, err_len);
+	if (!dev)
+		return -EINVAL;
+	const char *attr = req_string(req, "attribute", err, err_len);
+	if (!attr)
+		return -EINVAL;
+	if (!cap_find(dev->caps, dev->n_caps, attr)) {
+		set_err(err, err_len, "%s has no attribute '%.64s'", dev->name, attr);
+		return -EINVAL;
+	}
+	int64_t now = hub_now_ms();
+	int64_t since = req_int(req, "since", 0, now, now - 24 * 3600 * 1000LL, err, err_len);
+	int64_t limit = since < 0 ? -1 : req_int(req, "limit", 1, 5000, 500, err, err_len);
+	int64_t n_events = limit < 0 ? -1 : req_int(req, "events", 0, 100, 0, err, err_len);
+	if (n_events < 0)
+		return -EINVAL;
+	if (!hub->store) {
+		set_err(err, err_len, "the database is not open");
+		return -ENODEV;
+	}
+	cJSON_AddStringToObject(data, "id", dev->id);
+	cJSON_AddStringToObject(data, "attribute", attr);
+	int rc = store_history(hub->store, dev->id, attr, since, (int)limit,
+			       cJSON_AddArrayToObject(data, "points"));
+	if (rc == 0 && n_events > 0)
+		rc = store_device_events(hub->store, dev->id, (int)n_events,
+					 cJSON_AddArrayToObject(data, "events"));
+	if (rc)
+		set_err(err, err_len, "the database could not be read");
+	return rc;
+}
+
 static const struct {
 	const char *path;
 	request_fn fn;
 } requests[] = {
+	{"device/history", req_history},
 	{"ecosystem", req_ecosystem},
 	{"device/rename", req_rename},	 {"device/remove", req_remove},
 	{"device/replace", req_replace},
 	{"device/options", req_options}, {"permit_join", req_permit_join},
 	{"health_check", req_health},
+	{"backup", req_backup},
 };
 
 static void request_message(struct hearth_hub *hub, const char *topic, const char *path,

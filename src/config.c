@@ -13,12 +13,16 @@
 #include <ini.h>
 
 #include "log.h"
+#include "web_auth.h"
 
 #ifndef HEARTH_PLUGINDIR
 #define HEARTH_PLUGINDIR "/usr/local/lib/hearth/plugins"
 #endif
 #ifndef HEARTH_SYSCONFDIR
 #define HEARTH_SYSCONFDIR "/etc"
+#endif
+#ifndef HEARTH_WEBDIR
+#define HEARTH_WEBDIR "/usr/local/share/hearth/web"
 #endif
 
 enum {
@@ -51,6 +55,7 @@ struct option {
 
 static const char *topic_check(const char *text);
 static const char *name_check(const char *text);
+static const char *listen_check(const char *text);
 
 #define CFG(field) offsetof(struct hearth_config, field)
 
@@ -86,6 +91,8 @@ static const char *name_check(const char *text);
 	  NULL, "batch writes this long; 0 commits every change")                          \
 	X(store, history_days, OPT_INT, "30", 0, 3650, store.history_days, NULL,              \
 	  "days of history kept; 0 keeps none")                                            \
+	X(store, backup_dir, OPT_STRING, "/var/lib/hearth/backups", 1, TEXT_MAX,              \
+	  store.backup_dir, NULL, "folder of the backups bridge/request/backup writes")     \
 	X(plugins, dir, OPT_STRING, HEARTH_PLUGINDIR, 1, TEXT_MAX, plugins.dir, NULL,         \
 	  "folder of <name>.so plugins")                                                    \
 	L(plugins, enable, NULL, 0, LIST_MAX, plugins.enable, plugins.n_enable, name_check,   \
@@ -104,7 +111,17 @@ static const char *name_check(const char *text);
 	X(homeassistant, enabled, OPT_BOOL, "true", 0, 0, homeassistant.enabled, NULL,        \
 	  "publish Home Assistant discovery")                                               \
 	X(homeassistant, discovery_prefix, OPT_STRING, "homeassistant", 1, 255,               \
-	  homeassistant.discovery_prefix, topic_check, "Home Assistant discovery prefix")
+	  homeassistant.discovery_prefix, topic_check, "Home Assistant discovery prefix")    \
+	X(web, enabled, OPT_BOOL, "false", 0, 0, web.enabled, NULL, "serve the dashboard")     \
+	X(web, listen, OPT_STRING, "127.0.0.1:8080", 1, 80, web.listen, listen_check,         \
+	  "address:port of the dashboard")                                                   \
+	X(web, root, OPT_STRING, HEARTH_WEBDIR, 1, TEXT_MAX, web.root, NULL,                  \
+	  "folder of the dashboard's files")                                                 \
+	X(web, password_file, OPT_STRING, NULL, 0, TEXT_MAX, web.password_file, NULL,         \
+	  "file holding the crypt(3) hash of the dashboard password")                        \
+	X(web, tls_cert, OPT_STRING, NULL, 0, TEXT_MAX, web.tls_cert, NULL,                   \
+	  "certificate for HTTPS")                                                           \
+	X(web, tls_key, OPT_STRING, NULL, 0, TEXT_MAX, web.tls_key, NULL, "key for HTTPS")
 
 #define OPT_ROW(sec, k, t, d, lo, hi, field, chk, h)                                       \
 	{.section = #sec,                                                                  \
@@ -147,6 +164,14 @@ static const char *topic_check(const char *text)
 		return "must not contain '+' or '#'";
 	if (text[0] == '/' || text[len - 1] == '/')
 		return "must not start or end with '/'";
+	return NULL;
+}
+
+static const char *listen_check(const char *text)
+{
+	struct web_listen l;
+	if (web_listen_parse(text, &l) != 0)
+		return "is not address:port (127.0.0.1:8080, 0.0.0.0:8080, [::1]:8080)";
 	return NULL;
 }
 

@@ -53,6 +53,7 @@ struct hearth_config {
 		char *path;		/* default "/var/lib/hearth/hearth.db" */
 		int commit_interval_ms; /* default 1000; 0..60000 (0: commit every change) */
 		int history_days;	/* default 30; 0..3650 (0: no history kept) */
+		char *backup_dir;	/* default "/var/lib/hearth/backups" */
 	} store;
 	struct {
 		char *dir;	 /* default HEARTH_PLUGINDIR */
@@ -76,6 +77,14 @@ struct hearth_config {
 		bool enabled;		/* default true */
 		char *discovery_prefix; /* default "homeassistant" */
 	} homeassistant;
+	struct {
+		bool enabled;	     /* default false */
+		char *listen;	     /* default "127.0.0.1:8080"; host:port, see web_auth.h */
+		char *root;	     /* default HEARTH_WEBDIR: the dashboard's files */
+		char *password_file; /* default NULL: no password, loopback only */
+		char *tls_cert;	     /* default NULL: plain HTTP */
+		char *tls_key;	     /* default NULL */
+	} web;
 
 	struct config_section *sections; /* [plugin.NAME] sections */
 	size_t n_sections;

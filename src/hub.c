@@ -16,6 +16,7 @@
 #include "mqtt.h"
 #include "plugin_host.h"
 #include "store.h"
+#include "web.h"
 
 #define READY_WAIT_MS 1000 /* longest wait for the broker before READY */
 #define STOP_MQTT_TIMEOUT_MS 800
@@ -953,6 +954,8 @@ int hub_start(struct hearth_hub *hub, void (*ready_fn)(void *), void *ready_user
 		return rc;
 	log_set_sink(log_sink, hub);
 	mqtt_start(hub->mqtt);
+	if (hub->config->web.enabled && (rc = web_start(hub, &hub->web)))
+		return rc;
 	plugin_host_load_enabled(hub->plugins);
 	plugin_host_start_all(hub->plugins);
 	/* rules see every device the plugins brought */
@@ -1001,6 +1004,7 @@ void hub_stop(struct hearth_hub *hub, void (*done)(void *user), void *user)
 	for (size_t i = 0; i < HUB_TIMERS; i++)
 		uv_timer_stop(t[i]);
 	log_info(src, "stopping");
+	web_stop(hub->web);
 	automation_stop(hub->automation);
 	if (hub->plugins)
 		plugin_host_stop_all(hub->plugins, plugins_stopped, hub);
@@ -1035,6 +1039,7 @@ void hub_free(struct hearth_hub *hub)
 	automation_stop(hub->automation);
 	plugin_host_free(hub->plugins);
 	hub->plugins = NULL;
+	web_free(hub->web);
 	mqtt_free(hub->mqtt);
 	uv_timer_t *t[HUB_TIMERS];
 	timers_of(hub, t);

@@ -31,6 +31,7 @@ struct plugin_host;
 struct pending_command;
 struct automation;
 struct ha_discovery;
+struct web;
 
 struct hearth_hub {
 	uv_loop_t *loop;
@@ -41,6 +42,7 @@ struct hearth_hub {
 	struct plugin_host *plugins;
 	struct automation *automation;
 	struct ha_discovery *ha; /* NULL when [homeassistant] enabled = false */
+	struct web *web;	 /* NULL unless [web] enabled = true */
 	const char *base; /* config->mqtt.base_topic */
 
 	uv_timer_t commit_timer;

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "hub.h"
 #include "log.h"
+#include "store.h"
 
 #ifndef HEARTH_SYSCONFDIR
 #define HEARTH_SYSCONFDIR "/etc"
@@ -25,6 +26,7 @@ struct daemon {
 	uv_loop_t *loop;
 	struct hearth_hub *hub;
 	const char *config_path;
+	const char *restore_path; /* --restore FILE */
 	int verbosity; /* -v adds, -q subtracts */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
@@ -36,9 +38,11 @@ struct daemon {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: hearthd [-c FILE] [--check-config] [-v|-q] [--version]\n"
+		"usage: hearthd [-c FILE] [--check-config | --restore FILE] [-v|-q] [--version]\n"
 		"  -c, --config FILE   configuration (default %s/hearth/hearth.conf)\n"
 		"      --check-config  validate the configuration and exit (0 good, 1 bad)\n"
+		"      --restore FILE  put a backup in place of the database and exit\n"
+		"                      (refused while hearthd runs)\n"
 		"  -v, --verbose       more log (repeat for debug)\n"
 		"  -q, --quiet         less log (errors only)\n"
 		"      --version       print the version and exit\n"
@@ -121,6 +125,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, bool *check_only)
 		{"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
 		{"verbose", no_argument, NULL, 'v'},	  {"quiet", no_argument, NULL, 'q'},
 		{"version", no_argument, NULL, 'V'},	  {"help", no_argument, NULL, 'h'},
+		{"restore", required_argument, NULL, 'R'},
 		{NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -131,6 +136,9 @@ static int parse_args(struct daemon *d, int argc, char **argv, bool *check_only)
 			break;
 		case 'C':
 			*check_only = true;
+			break;
+		case 'R':
+			d->restore_path = optarg;
 			break;
 		case 'v':
 			d->verbosity++;
@@ -155,6 +163,25 @@ static int parse_args(struct daemon *d, int argc, char **argv, bool *check_only)
 		usage(stderr);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* --restore: a backup takes the place of store.path; the store refuses
+ * while a hub has the database open. */
+static int restore(const char *file, const struct hearth_config *config)
+{
+	struct store_file_info info;
+	char err[512];
+	if (store_restore(file, config->store.path, &info, err, sizeof(err)) != 0) {
+		fprintf(stderr, "hearthd: restore refused: %s\n", err);
+		return 1;
+	}
+	printf("restored %s to %s: schema version %d, %lld devices, %lld bytes\n", file,
+	       config->store.path, info.schema_version, (long long)info.devices,
+	       (long long)info.bytes);
+	if (info.kept_old)
+		printf("the database it replaced is kept as %s.before-restore\n",
+		       config->store.path);
 	return 0;
 }
 
@@ -209,6 +236,11 @@ int main(int argc, char **argv)
 		printf("%s: configuration is valid\n", d.config_path);
 		config_free(config);
 		return 0;
+	}
+	if (d.restore_path) {
+		int restore_rc = restore(d.restore_path, config);
+		config_free(config);
+		return restore_rc;
 	}
 	/* rules read local time: [location] timezone, else the system's */
 	if (config->location.timezone) {

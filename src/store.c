@@ -13,6 +13,8 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -1213,4 +1216,425 @@ int store_firing_stats(struct store *store, store_firing_fn fn, void *user)
 void store_get_stats(const struct store *store, struct store_stats *out)
 {
 	*out = store->stats;
+}
+
+/* -- backup and restore ---------------------------------------------------------- */
+
+#define COPY_BUSY_TRIES 50 /* a source another process writes: 50 x 100 ms */
+#define COPY_MODE 0640
+
+/* path + suffix into buf: 0 or -ENAMETOOLONG (err set). */
+static int with_suffix(char *buf, size_t cap, const char *path, const char *suffix, char *err,
+		       size_t err_len)
+{
+	int n = snprintf(buf, cap, "%s%s", path, suffix);
+	if (n >= 0 && (size_t)n < cap)
+		return 0;
+	set_err(err, err_len, "path '%.200s...' is too long", path);
+	return -ENAMETOOLONG;
+}
+
+static int sync_fd_of(const char *path, int flags)
+{
+	int fd = open(path, flags | O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+/* Make a rename in path's folder durable. */
+static int sync_parent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return sync_fd_of(".", O_DIRECTORY);
+	if (slash == path)
+		return sync_fd_of("/", O_DIRECTORY);
+	char *dir = strndup(path, (size_t)(slash - path));
+	if (!dir)
+		return -ENOMEM;
+	int rc = sync_fd_of(dir, O_DIRECTORY);
+	free(dir);
+	return rc;
+}
+
+/* Step a backup to its end; a source written by another process at the
+ * same time is retried a bounded number of times. */
+static int backup_all(sqlite3_backup *b)
+{
+	int rc = SQLITE_OK;
+	for (int i = 0; i < COPY_BUSY_TRIES; i++) {
+		rc = sqlite3_backup_step(b, -1);
+		if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+			break;
+		sqlite3_sleep(100);
+	}
+	return rc;
+}
+
+/*
+ * Copy every page of src into a new file at path (a stale one is replaced)
+ * as a self-contained rollback-journal database: a copy of a WAL database
+ * would otherwise need its -wal and -shm files beside it.
+ */
+static int copy_db(sqlite3 *src, const char *path, char *err, size_t err_len)
+{
+	sqlite3 *dst = NULL;
+	int rc;
+	if (unlink(path) != 0 && errno != ENOENT) {
+		rc = -errno;
+		set_err(err, err_len, "cannot replace '%s': %s", path, strerror(errno));
+		return rc;
+	}
+	rc = sqlite3_open_v2(path, &dst,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+				     SQLITE_OPEN_EXRESCODE,
+			     NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+		if (!b) {
+			rc = sqlite3_extended_errcode(dst);
+		} else {
+			rc = backup_all(b);
+			/* finish leaves its error on dst */
+			int finish_rc = sqlite3_backup_finish(b);
+			rc = rc == SQLITE_DONE ? finish_rc : rc;
+		}
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		set_err(err, err_len, "writing '%s': %s", path,
+			dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
+	if (sqlite3_close(dst) != SQLITE_OK && rc == SQLITE_OK) {
+		rc = SQLITE_IOERR;
+		set_err(err, err_len, "closing '%s': %s", path, sqlite3_errmsg(dst));
+	}
+	if (rc == SQLITE_OK)
+		return 0;
+	unlink(path);
+	return errno_of(rc);
+}
+
+/* Sync the finished copy and rename it into place, durably. */
+static int put_in_place(const char *part, const char *dest, char *err, size_t err_len)
+{
+	int rc = sync_fd_of(part, 0);
+	if (!rc && rename(part, dest) != 0)
+		rc = -errno;
+	if (!rc)
+		rc = sync_parent(dest);
+	if (rc) {
+		set_err(err, err_len, "cannot put '%s' in place: %s", dest, strerror(-rc));
+		unlink(part);
+	}
+	return rc;
+}
+
+int store_backup(struct store *store, const char *dest_path, char *err, size_t err_len)
+{
+	char part[PATH_MAX];
+	struct stat st;
+	int rc = with_suffix(part, sizeof(part), dest_path, ".part", err, err_len);
+	if (rc)
+		return rc;
+	if (lstat(dest_path, &st) == 0) {
+		set_err(err, err_len, "'%s' exists already; not overwritten", dest_path);
+		return -EEXIST;
+	}
+	if ((rc = make_parent(dest_path, err, err_len)) ||
+	    (rc = copy_db(store->db, part, err, err_len)))
+		return rc;
+	if (chmod(part, COPY_MODE) != 0) {
+		rc = -errno;
+		set_err(err, err_len, "chmod '%s': %s", part, strerror(errno));
+		unlink(part);
+		return rc;
+	}
+	return put_in_place(part, dest_path, err, err_len);
+}
+
+/* The first row of a one-value query as text into out (or "" for NULL). */
+static int query_text(sqlite3 *db, const char *sql, char *out, size_t cap)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *text = col_text(st, 0);
+		snprintf(out, cap, "%s", text ? text : "");
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		snprintf(out, cap, "%s", "");
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Is the file a whole hearth database this build can use? */
+static int check_source(sqlite3 *db, const char *path, struct store_file_info *info, char *err,
+			size_t err_len)
+{
+	char text[256];
+	int rc = query_text(db, "PRAGMA integrity_check(5)", text, sizeof(text));
+	if (rc != SQLITE_OK || strcmp(text, "ok") != 0) {
+		set_err(err, err_len, "'%s' is not a usable database: %s", path,
+			rc != SQLITE_OK ? sqlite3_errmsg(db) : text);
+		return -EINVAL;
+	}
+	if (query_text(db, "SELECT coalesce(max(version), 0) FROM schema_version", text,
+		       sizeof(text)) != SQLITE_OK ||
+	    (info->schema_version = atoi(text)) < 1) {
+		set_err(err, err_len, "'%s' is not a hearth database (no schema version)", path);
+		return -EINVAL;
+	}
+	if (info->schema_version > STORE_SCHEMA_VERSION) {
+		set_err(err, err_len,
+			"'%s' has schema version %d, newer than version %d that this hearthd "
+			"knows; restore it with a newer hearth",
+			path, info->schema_version, STORE_SCHEMA_VERSION);
+		return -EPROTO;
+	}
+	if (query_text(db, "SELECT count(*) FROM devices", text, sizeof(text)) != SQLITE_OK) {
+		set_err(err, err_len, "'%s' is not a hearth database (no devices table)", path);
+		return -EINVAL;
+	}
+	info->devices = atoll(text);
+	return 0;
+}
+
+static int open_source(const char *path, sqlite3 **out, struct store_file_info *info, char *err,
+		       size_t err_len)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db,
+				 SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+				 NULL);
+	if (rc != SQLITE_OK) {
+		set_err(err, err_len, "cannot open '%s': %s", path,
+			db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return errno_of(rc);
+	}
+	if ((rc = check_source(db, path, info, err, err_len))) {
+		sqlite3_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+/*
+ * Take db_path for ourselves, held until *out is closed. A hub keeps its
+ * WAL database open, which makes leaving WAL mode fail with SQLITE_BUSY:
+ * that is how a running hearthd is noticed. hearthd sets WAL again on open.
+ * A database SQLite cannot read at all leaves *out NULL and is not refused.
+ */
+static int lock_target(const char *path, sqlite3 **out, char *err, size_t err_len)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+				 NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT",
+				  NULL, NULL, NULL);
+	if (rc == SQLITE_OK) {
+		*out = db;
+		return 0;
+	}
+	/* a damaged database is what a restore is for: it is replaced unlocked */
+	if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT) {
+		sqlite3_close(db);
+		return 0;
+	}
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		set_err(err, err_len,
+			"'%s' is in use, most likely by a running hearthd: stop it first "
+			"(systemctl stop hearth)",
+			path);
+	else
+		set_err(err, err_len, "cannot open '%s': %s", path,
+			db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	sqlite3_close(db);
+	return errno_of(rc);
+}
+
+/* Give the copy the owner (when root) and mode of what it replaces. */
+static int adopt_owner(const char *copy, const char *db_path, const struct stat *old,
+		       char *err, size_t err_len)
+{
+	struct stat folder;
+	const struct stat *ref = old;
+	mode_t mode = old ? old->st_mode & 0777 : COPY_MODE;
+	if (!ref) {
+		char *dir = strdup(db_path);
+		char *slash = dir ? strrchr(dir, '/') : NULL;
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		if (stat(slash ? dir : ".", &folder) == 0)
+			ref = &folder;
+		free(dir);
+	}
+	if ((ref && geteuid() == 0 && chown(copy, ref->st_uid, ref->st_gid) != 0) ||
+	    chmod(copy, mode) != 0) {
+		int rc = -errno;
+		set_err(err, err_len, "cannot set the owner of '%s': %s", copy, strerror(errno));
+		return rc;
+	}
+	return 0;
+}
+
+/* Keep the old database as kept, then put the copy in its place with one
+ * atomic rename (two renames where hard links are not supported). */
+static int swap_in(const char *copy, const char *db_path, const char *kept, bool have_db,
+		   char *err, size_t err_len)
+{
+	char side[PATH_MAX];
+	int rc = 0;
+	if (have_db) {
+		if (unlink(kept) != 0 && errno != ENOENT)
+			rc = -errno;
+		else if (link(db_path, kept) != 0 && rename(db_path, kept) != 0)
+			rc = -errno;
+		if (rc) {
+			set_err(err, err_len, "cannot keep the old database as '%s': %s", kept,
+				strerror(-rc));
+			unlink(copy);
+			return rc;
+		}
+	}
+	/* a -wal left beside the new file would be replayed into it */
+	static const char *const sides[] = {"-wal", "-shm", "-journal"};
+	for (size_t i = 0; i < sizeof(sides) / sizeof(sides[0]); i++)
+		if (with_suffix(side, sizeof(side), db_path, sides[i], NULL, 0) == 0)
+			unlink(side);
+	return put_in_place(copy, db_path, err, err_len);
+}
+
+int store_restore(const char *src_path, const char *db_path, struct store_file_info *info,
+		  char *err, size_t err_len)
+{
+	char local[MSG_LEN], copy[PATH_MAX], kept[PATH_MAX];
+	struct store_file_info found = {0};
+	struct stat src_st, db_st;
+	sqlite3 *src = NULL, *lock = NULL;
+	bool have_db = false;
+	int rc;
+	if (!err || !err_len) {
+		err = local;
+		err_len = sizeof(local);
+	}
+	if ((rc = with_suffix(copy, sizeof(copy), db_path, ".restore", err, err_len)) ||
+	    (rc = with_suffix(kept, sizeof(kept), db_path, ".before-restore", err, err_len)))
+		goto out;
+	if (stat(src_path, &src_st) != 0) {
+		rc = -errno;
+		set_err(err, err_len, "'%s': %s", src_path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(src_st.st_mode)) {
+		set_err(err, err_len, "'%s' is not a regular file", src_path);
+		rc = -EINVAL;
+		goto out;
+	}
+	have_db = stat(db_path, &db_st) == 0;
+	if (have_db && db_st.st_dev == src_st.st_dev && db_st.st_ino == src_st.st_ino) {
+		set_err(err, err_len, "'%s' is the database itself", src_path);
+		rc = -EINVAL;
+		goto out;
+	}
+	if ((rc = open_source(src_path, &src, &found, err, err_len)) ||
+	    (have_db && (rc = lock_target(db_path, &lock, err, err_len))) ||
+	    (!have_db && (rc = make_parent(db_path, err, err_len))) ||
+	    (rc = copy_db(src, copy, err, err_len)))
+		goto out;
+	if ((rc = adopt_owner(copy, db_path, have_db ? &db_st : NULL, err, err_len))) {
+		unlink(copy);
+		goto out;
+	}
+	if ((rc = swap_in(copy, db_path, kept, have_db, err, err_len)))
+		goto out;
+	if (stat(db_path, &db_st) == 0)
+		found.bytes = (int64_t)db_st.st_size;
+	found.kept_old = have_db;
+	if (info)
+		*info = found;
+out:
+	sqlite3_close(src);
+	sqlite3_close(lock);
+	return rc;
+}
+
+/* -- reading back, for the dashboard ---------------------------------------------
+ * Rare requests: prepared when asked, not kept. */
+
+/* Prepare sql and bind device_id as ?1; 0 or a negative errno. */
+static int prepare_for(struct store *s, const char *sql, const char *device_id, sqlite3_stmt **st)
+{
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+	if (rc != SQLITE_OK)
+		return note(s, rc, "prepare a history query");
+	bind_text(*st, 1, device_id);
+	return 0;
+}
+
+static cJSON *json_or_null(const char *text)
+{
+	cJSON *v = text ? cJSON_Parse(text) : NULL;
+	return v ? v : cJSON_CreateNull();
+}
+
+int store_history(struct store *store, const char *device_id, const char *attribute,
+		  int64_t since_ms, int limit, cJSON *points)
+{
+	sqlite3_stmt *st = NULL;
+	/* the newest rows by the (device_id, attribute, ts_ms) index, then turned */
+	int rc = prepare_for(store,
+			     "SELECT ts_ms, value FROM (SELECT ts_ms, value FROM history"
+			     " WHERE device_id = ?1 AND attribute = ?2 AND ts_ms >= ?3"
+			     " ORDER BY ts_ms DESC LIMIT ?4) ORDER BY ts_ms",
+			     device_id, &st);
+	if (rc)
+		return rc;
+	bind_text(st, 2, attribute);
+	sqlite3_bind_int64(st, 3, since_ms);
+	sqlite3_bind_int(st, 4, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		cJSON *pt = cJSON_CreateArray();
+		if (!pt)
+			break;
+		cJSON_AddItemToArray(pt, cJSON_CreateNumber((double)sqlite3_column_int64(st, 0)));
+		cJSON_AddItemToArray(pt, json_or_null(col_text(st, 1)));
+		cJSON_AddItemToArray(points, pt);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : note(store, rc, "read history");
+}
+
+int store_device_events(struct store *store, const char *device_id, int limit, cJSON *events)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare_for(store,
+			     "SELECT ts_ms, type, data FROM events WHERE device_id = ?1"
+			     " ORDER BY ts_ms DESC LIMIT ?2",
+			     device_id, &st);
+	if (rc)
+		return rc;
+	sqlite3_bind_int(st, 2, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		cJSON *e = cJSON_CreateObject();
+		if (!e)
+			break;
+		cJSON_AddNumberToObject(e, "time", (double)sqlite3_column_int64(st, 0));
+		cJSON_AddStringToObject(e, "type", col_text(st, 1) ? col_text(st, 1) : "");
+		cJSON_AddItemToObject(e, "data", json_or_null(col_text(st, 2)));
+		cJSON_AddItemToArray(events, e);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : note(store, rc, "read events");
 }

@@ -27,6 +27,7 @@
 #ifndef HEARTH_STORE_H
 #define HEARTH_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -128,5 +129,62 @@ struct store_stats {
 	int64_t last_commit_ms;
 };
 void store_get_stats(const struct store *store, struct store_stats *out);
+
+/* -- backup and restore -------------------------------------------------------- */
+
+/*
+ * Write a consistent copy of the open database to dest_path with SQLite's
+ * online backup API, after what is already committed (queued updates are
+ * not in it: flush first). The copy is written to "<dest_path>.part", made a
+ * self-contained file (rollback journal, no -wal), synced, mode 0640, then
+ * renamed into place; dest_path's folder is created when missing (one
+ * level). Blocks the calling thread for the copy. Does not log.
+ * Returns 0, or a negative errno with err set (-ENAMETOOLONG, -EEXIST when
+ * dest_path exists, -ENOSPC, -EACCES, -EIO ...).
+ */
+int store_backup(struct store *store, const char *dest_path, char *err, size_t err_len);
+
+/* What store_restore() found in the file it restored. */
+struct store_file_info {
+	int schema_version;
+	int64_t devices;
+	int64_t bytes;
+	bool kept_old; /* the replaced database is now <db_path>.before-restore */
+};
+
+/*
+ * Replace the database at db_path with a copy of src_path, for
+ * "hearthd --restore": never while a hub has db_path open.
+ *  - src_path must be a hearth database that passes PRAGMA integrity_check
+ *    and whose schema_version is 1..STORE_SCHEMA_VERSION (an older one is
+ *    migrated when hearthd next starts); otherwise -EINVAL (not a hearth
+ *    database, or damaged) or -EPROTO (newer schema), and db_path is left
+ *    as it was.
+ *  - db_path, when it exists, must be in use by no other connection:
+ *    -EBUSY otherwise (a file SQLite cannot read at all is replaced without
+ *    that check). It is kept as "<db_path>.before-restore".
+ *  - The copy is written beside db_path, synced and renamed into place;
+ *    when run as root it gets the owner and mode of the database it
+ *    replaces (or of its folder), so the service can still write it.
+ * info (may be NULL) is filled on success. Does not log. Returns 0 or a
+ * negative errno with err set.
+ */
+int store_restore(const char *src_path, const char *db_path, struct store_file_info *info,
+		  char *err, size_t err_len);
+
+/* -- reading back, for the dashboard ----------------------------------------- */
+
+/*
+ * Append to points (a JSON array) the newest limit history values of one
+ * attribute recorded at or after since_ms, oldest first, each as
+ * [ts_ms, value]. What is still queued (at most one commit interval) is not
+ * included. 0 or a negative errno.
+ */
+int store_history(struct store *store, const char *device_id, const char *attribute,
+		  int64_t since_ms, int limit, cJSON *points);
+
+/* Append to events (a JSON array) the newest limit events of a device,
+ * newest first, each as {"time":ms,"type":"...","data":{...}}. */
+int store_device_events(struct store *store, const char *device_id, int limit, cJSON *events);
 
 #endif

@@ -87,6 +87,7 @@ static void check_defaults(const struct hearth_config *c)
 	assert_string_equal(c->store.path, "/var/lib/hearth/hearth.db");
 	assert_int_equal(c->store.commit_interval_ms, 1000);
 	assert_int_equal(c->store.history_days, 30);
+	assert_string_equal(c->store.backup_dir, "/var/lib/hearth/backups");
 	assert_string_equal(c->plugins.dir, HEARTH_PLUGINDIR);
 	assert_null(c->plugins.enable);
 	assert_int_equal(c->plugins.n_enable, 0);
@@ -616,7 +617,7 @@ static void test_known_keys(void **state)
 		config_free(c);
 	}
 	/* every field of struct hearth_config but location.set has a key */
-	assert_int_equal(n, 25);
+	assert_int_equal(n, 32);
 	assert_string_equal(config_known_keys[0], "mqtt.host");
 }
 
