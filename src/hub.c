@@ -1,10 +1,12 @@
 #include "hub.h"
 
 #include <errno.h>
+#include <math.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,12 +27,19 @@
 
 static const char *src = "hub";
 
+/* A command stays pending until the plugin has finished it AND the
+ * device's reported state shows every published attribute it set: only
+ * then is it confirmed end to end. */
 struct pending_command {
 	uint64_t id;
 	void *owner;
 	char *device_id;
 	int64_t sent_ms;
+	bool accepted; /* the plugin called command_done with success */
+	cJSON *expect; /* attributes the device must still report */
 };
+
+static void confirm_commands(struct hearth_hub *hub, const struct device *dev);
 
 int64_t hub_now_ms(void)
 {
@@ -366,6 +375,8 @@ int hub_state_report(struct hearth_hub *hub, void *owner, const char *id,
 				  cJSON_GetObjectItemCaseSensitive(dev->state, changed[i]), now);
 	if (n > 0)
 		hub_store_touched(hub);
+	if (hub->n_commands)
+		confirm_commands(hub, dev);
 	if (n > 0 && hub->automation)
 		automation_on_state(hub->automation, dev, changed, (size_t)n);
 	return 0;
@@ -411,9 +422,49 @@ int hub_availability_set(struct hearth_hub *hub, void *owner, const char *id, bo
 static void command_forget(struct hearth_hub *hub, size_t i)
 {
 	free(hub->commands[i].device_id);
+	cJSON_Delete(hub->commands[i].expect);
 	memmove(&hub->commands[i], &hub->commands[i + 1],
 		(hub->n_commands - i - 1) * sizeof(hub->commands[0]));
 	hub->n_commands--;
+}
+
+/* A reported value confirms a requested one when equal; numbers within 1%
+ * (a device may round what it was asked for). */
+static bool confirms(const cJSON *want, const cJSON *got)
+{
+	if (!got)
+		return false;
+	if (cJSON_IsNumber(want) && cJSON_IsNumber(got)) {
+		double a = want->valuedouble, b = got->valuedouble;
+		double scale = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
+		return fabs(a - b) <= 0.01 * scale + 1e-9;
+	}
+	if (cJSON_IsString(want) && cJSON_IsString(got))
+		return strcasecmp(want->valuestring, got->valuestring) == 0;
+	return cap_json_equal(want, got);
+}
+
+/* Strike from c->expect what dev's state now shows; true when nothing is
+ * left to see. */
+static bool seen_in_state(struct pending_command *c, const struct device *dev)
+{
+	cJSON *item = c->expect ? c->expect->child : NULL;
+	while (item) {
+		cJSON *next = item->next;
+		if (confirms(item, cJSON_GetObjectItemCaseSensitive(dev->state, item->string)))
+			cJSON_Delete(cJSON_DetachItemViaPointer(c->expect, item));
+		item = next;
+	}
+	return !c->expect || !c->expect->child;
+}
+
+static void confirm_commands(struct hearth_hub *hub, const struct device *dev)
+{
+	for (size_t i = hub->n_commands; i-- > 0;) {
+		struct pending_command *c = &hub->commands[i];
+		if (strcmp(c->device_id, dev->id) == 0 && seen_in_state(c, dev) && c->accepted)
+			command_forget(hub, i);
+	}
 }
 
 void hub_command_done(struct hearth_hub *hub, void *owner, uint64_t command_id, int status,
@@ -431,12 +482,42 @@ void hub_command_done(struct hearth_hub *hub, void *owner, uint64_t command_id, 
 				 error ? error : strerror(status < 0 ? -status : status));
 			log_warning(plugin_host_owner_name(owner), "%s", msg);
 			api_set_error(hub, dev ? dev->name : c->device_id, msg);
+			command_forget(hub, i);
+			return;
 		}
-		command_forget(hub, i);
+		/* the state may show it already (also when nothing had to change) */
+		c->accepted = true;
+		struct device *dev = registry_by_id(hub->registry, c->device_id);
+		if (!dev || seen_in_state(c, dev))
+			command_forget(hub, i);
 		return;
 	}
 	log_debug(plugin_host_owner_name(owner), "command %llu finished twice or unknown",
 		  (unsigned long long)command_id);
+}
+
+static void command_failed(struct hearth_hub *hub, const struct pending_command *c)
+{
+	struct device *dev = registry_by_id(hub->registry, c->device_id);
+	const char *name = dev ? dev->name : c->device_id;
+	char msg[300];
+	if (c->accepted)
+		snprintf(msg, sizeof(msg), "%s: the device did not report the new state within %d s",
+			 name, HUB_COMMAND_TIMEOUT_MS / 1000);
+	else
+		snprintf(msg, sizeof(msg), "%s: no confirmation from the device within %d s", name,
+			 HUB_COMMAND_TIMEOUT_MS / 1000);
+	log_warning(src, "%s", msg);
+	api_set_error(hub, name, msg);
+	cJSON *data = cJSON_CreateObject();
+	if (data) {
+		cJSON_AddStringToObject(data, "id", c->device_id);
+		cJSON_AddStringToObject(data, "name", name);
+		if (c->expect)
+			cJSON_AddItemToObject(data, "unconfirmed", cJSON_Duplicate(c->expect, 1));
+		cJSON_AddStringToObject(data, "reason", msg);
+		api_publish_event(hub, "command_failed", data);
+	}
 }
 
 static void on_command_timer(uv_timer_t *t)
@@ -444,13 +525,7 @@ static void on_command_timer(uv_timer_t *t)
 	struct hearth_hub *hub = t->data;
 	int64_t now = hub_now_ms();
 	while (hub->n_commands && now - hub->commands[0].sent_ms > HUB_COMMAND_TIMEOUT_MS) {
-		struct pending_command *c = &hub->commands[0];
-		struct device *dev = registry_by_id(hub->registry, c->device_id);
-		char msg[300];
-		snprintf(msg, sizeof(msg), "%s: no confirmation from the device within %d s",
-			 dev ? dev->name : c->device_id, HUB_COMMAND_TIMEOUT_MS / 1000);
-		log_warning(src, "%s", msg);
-		api_set_error(hub, dev ? dev->name : c->device_id, msg);
+		command_failed(hub, &hub->commands[0]);
 		command_forget(hub, 0);
 	}
 }
@@ -534,10 +609,23 @@ static int dispatch(struct hearth_hub *hub, struct device *dev, const cJSON *res
 	char *device_id = strdup(dev->id);
 	if (!device_id)
 		return -ENOMEM;
+	/* what the device should then report: published scalars (parameters
+	 * such as a transition are set-only and never come back) */
+	cJSON *expect = cJSON_CreateObject();
+	cJSON_ArrayForEach(item, resolved)
+	{
+		const struct cap *cap = cap_find(dev->caps, dev->n_caps, item->string);
+		if (expect && cap && (cap->access & HEARTH_ACCESS_PUBLISHED) &&
+		    !cJSON_IsObject(item) && !cJSON_IsArray(item))
+			cJSON_AddItemToObject(expect, item->string, cJSON_Duplicate(item, 1));
+	}
 	/* recorded first: a plugin may finish the command inside command() */
 	size_t slot = hub->n_commands++;
-	hub->commands[slot] = (struct pending_command){
-		.id = id, .owner = dev->owner, .device_id = device_id, .sent_ms = hub_now_ms()};
+	hub->commands[slot] = (struct pending_command){.id = id,
+						       .owner = dev->owner,
+						       .device_id = device_id,
+						       .sent_ms = hub_now_ms(),
+						       .expect = expect};
 	int rc = plugin_host_command(hub->plugins, dev, id, attrs, n);
 	for (size_t i = 0; i < n; i++)
 		cJSON_free(scratch[i]);
@@ -1053,8 +1141,10 @@ void hub_free(struct hearth_hub *hub)
 		free(hub->unsaved_deletes[i]);
 	free(hub->unsaved_deletes);
 	store_close(hub->store, hub_now_ms());
-	for (size_t i = 0; i < hub->n_commands; i++)
+	for (size_t i = 0; i < hub->n_commands; i++) {
 		free(hub->commands[i].device_id);
+		cJSON_Delete(hub->commands[i].expect);
+	}
 	free(hub->commands);
 	registry_free(hub->registry);
 	config_free(hub->config);
