@@ -11,7 +11,15 @@
 # OUT defaults to build-ARCH. "deps" changes the machine's apt setup: it adds
 # ARCH as a foreign architecture (dpkg --add-architecture) and installs
 # gcc-TRIPLET, the -dev:ARCH libraries and qemu-user. It does so only when
-# something is missing, and build and test call it first.
+# something is missing, and build and test call it first. Undo it with
+# "apt-get purge '*:ARCH' gcc-TRIPLET && dpkg --remove-architecture ARCH".
+#
+# Measured on the 2-core development machine (Debian 12), arm64: installing
+# the cross tools and libraries the first time 72 s; a clean build of
+# everything with the unit tests 99 s; the 33 unit test binaries under
+# qemu-aarch64 69 s (test_store the longest, 29 s); make test-arm64 from
+# nothing 3 min. armhf needs bookworm-security's armhf index to match the
+# machine's security updates (multiarch wants equal versions).
 set -eu
 
 usage() {
@@ -31,10 +39,12 @@ esac
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
+# Build tools for this machine only (the fuzzers' runtime), never for ARCH.
+HOST_ONLY='libclang-rt-dev'
 # The target's libraries: the -dev packages the Makefile's "make deps" installs
 # for this machine (and the run-time modules it names), for ARCH.
 LIBS=$(make -p -n -q 2>/dev/null | sed -n 's/^DEPS_PKGS :\?= //p' | head -n 1 |
-	tr ' ' '\n' | grep -E -- '-dev$|-evlib-' | tr '\n' ' ')
+	tr ' ' '\n' | grep -E -- '-dev$|-evlib-' | grep -vxE "$HOST_ONLY" | tr '\n' ' ')
 [ -n "$LIBS" ] || { echo "cross.sh: no DEPS_PKGS in the Makefile" >&2; exit 1; }
 
 # -dev packages that bookworm cannot install for two architectures at once
@@ -84,7 +94,9 @@ apt_install() {
 		echo "cross.sh: adding $arch as a foreign architecture (dpkg --add-architecture $arch)"
 		$sudo dpkg --add-architecture "$arch"
 	fi
-	$sudo apt-get update -q
+	# an index that fails to download (a mirror mid-sync) is not fatal here;
+	# the install below says so if a package is really missing
+	$sudo apt-get update -q || echo "cross.sh: apt-get update reported errors; trying anyway" >&2
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@"
 }
 
@@ -102,13 +114,17 @@ unpack_separate() {
 	touch "$stamp"
 }
 
+# Under qemu everything runs several times slower: tests that bound their own
+# speed take the sanitizer builds' limits (SLOW_BUILD).
+TEST_CFLAGS="-DSLOW_BUILD=1"
+
 # The make command line for the target; pkg-config reads the target's .pc
 # files only.
 cross_make() {
 	PKG_CONFIG_LIBDIR=$sysroot/usr/lib/$triplet/pkgconfig:/usr/lib/$triplet/pkgconfig:/usr/share/pkgconfig \
 	PKG_CONFIG_PATH= \
 		make --no-print-directory B="$out" CC="$triplet-gcc" AR="$triplet-ar" \
-		CFLAGS="-I$sysroot/usr/include" LDFLAGS="-L$sysroot/usr/lib/$triplet" "$@"
+		CFLAGS="-I$sysroot/usr/include $TEST_CFLAGS" LDFLAGS="-L$sysroot/usr/lib/$triplet" "$@"
 }
 
 unit_targets() {
@@ -146,18 +162,20 @@ run_tests() {
 	failed=0
 	failed_names=""
 	start=$(now_s)
+	logs=$out/qemu-logs
+	mkdir -p "$logs"
 	for t in "$out"/tests/unit/test_*; do
-		case $t in *.d) continue ;; esac
 		name=$(basename "$t")
+		case $name in *.*) continue ;; esac
 		t0=$(now_s)
-		if B="$out" timeout 600 "$qemu" -L "$qemu_prefix" "$t" >"$out/tests/unit/$name.log" 2>&1; then
+		if B="$out" timeout 600 "$qemu" -L "$qemu_prefix" "$t" >"$logs/$name.log" 2>&1; then
 			passed=$((passed + 1))
 			echo "== $name: passed ($(( $(now_s) - t0 )) s)"
 		else
 			failed=$((failed + 1))
 			failed_names="$failed_names $name"
-			echo "== $name: FAILED ($(( $(now_s) - t0 )) s), log: $out/tests/unit/$name.log"
-			tail -n 20 "$out/tests/unit/$name.log"
+			echo "== $name: FAILED ($(( $(now_s) - t0 )) s), log: $logs/$name.log"
+			tail -n 20 "$logs/$name.log"
 		fi
 	done
 	echo

@@ -90,9 +90,11 @@ fi
 root=$work/root
 mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates" "$root/etc"
 : >"$root/var/lib/dpkg/status"
+force_arch=""
+[ "$arch" = "$(dpkg --print-architecture)" ] || force_arch=--force-architecture
 dpkg_root() {
 	dpkg --root="$root" --force-script-chrootless --force-depends --force-not-root \
-		--force-confold "$@" >>"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg $*"; }
+		--force-confold $force_arch "$@" >>"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg $*"; }
 }
 dpkg_root -i "$deb"
 uid=$(awk -F: '$1 == "hearth" { print $3 }' "$root/etc/passwd" 2>/dev/null)
@@ -112,8 +114,15 @@ if command -v systemctl >/dev/null 2>&1; then
 fi
 [ "$(dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Status}' hearth)" = "install ok installed" ] ||
 	fail "dpkg status"
-if [ "$arch" = "$(dpkg --print-architecture)" ]; then
-	"$root/usr/bin/hearthd" --version | grep -q '^hearthd ' || fail "installed hearthd does not run"
+# the installed hearthd runs: natively, or under qemu-user for arm64/armhf
+run=""
+case $arch in
+"$(dpkg --print-architecture)") run=" " ;;
+arm64) command -v qemu-aarch64 >/dev/null 2>&1 && run="qemu-aarch64 -L /" ;;
+armhf) command -v qemu-arm >/dev/null 2>&1 && run="qemu-arm -L /" ;;
+esac
+if [ -n "$run" ]; then
+	$run "$root/usr/bin/hearthd" --version | grep -q '^hearthd ' || fail "installed hearthd does not run"
 fi
 ok "installed into $root: user $uid, /var/lib/hearth, enabled, not started"
 

@@ -588,12 +588,12 @@ static int req_ecosystem(struct hearth_hub *hub, const cJSON *req, cJSON *data, 
 
 /* A consistent copy of the database in store.backup_dir, named by the UTC
  * second (-2 .. -9 added for more in the same second). The hub waits for
- * the copy: about a second per 20 MB on an SD card. */
+ * the copy, which goes as fast as the disk writes. */
 static int req_backup(struct hearth_hub *hub, const cJSON *req, cJSON *data, char *err,
 		      size_t err_len)
 {
 	(void)req;
-	char path[PATH_MAX], stamp[32], suffix[8] = "";
+	char path[PATH_MAX], stamp[32], suffix[16] = "";
 	int64_t start_ms = hub_now_ms();
 	time_t now_s = (time_t)(start_ms / 1000);
 	struct tm tm;
