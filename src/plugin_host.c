@@ -591,6 +591,13 @@ static int check_not_writable(const char *name, const char *path, const char *wh
 			  what, path);
 		return -EPERM;
 	}
+	/* whoever owns the code the hub runs must be trusted as much as the hub */
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		log_error(src, "plugin '%s' refused: %s %s belongs to uid %u, neither root nor the "
+			       "service's own user",
+			  name, what, path, (unsigned)st.st_uid);
+		return -EPERM;
+	}
 	return 0;
 }
 

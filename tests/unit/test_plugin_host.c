@@ -722,8 +722,20 @@ static void test_writable(void **state)
 	assert_int_equal(plugin_host_count(t->hub->plugins), 0);
 	assert_int_equal(registry_count(t->hub->registry), 0);
 
-	/* the modes were the only reason */
+	/* a file owned by someone else is not trusted (only root can make one) */
 	assert_int_equal(chmod(t->dir, 0755), 0);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(file, 12345, 12345), 0);
+		assert_int_equal(load(t, "fx_good"), -EPERM);
+		snprintf(line, sizeof(line),
+			 "plugin 'fx_good' refused: file %s belongs to uid 12345, neither root nor "
+			 "the service's own user",
+			 file);
+		assert_true(logged(t, line));
+		assert_int_equal(chown(file, 0, 0), 0);
+	}
+
+	/* the modes and the owner were the only reasons */
 	assert_int_equal(load(t, "fx_good"), 0);
 	assert_int_equal(plugin_host_count(t->hub->plugins), 1);
 	finish(t);
