@@ -9,58 +9,11 @@
 #include <string.h>
 
 #include "rules.h"
+#include "../unit/rules_stub.h"
 #include "scenes.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int64_t clock_ms = 1795400000000;
-static int64_t now_ms(void *u)
-{
-	(void)u;
-	return clock_ms;
-}
-static int set(void *u, const char *d, const cJSON *s, char *e, size_t l)
-{
-	(void)u, (void)d, (void)s, (void)e, (void)l;
-	return 0;
-}
-static int scene(void *u, const char *s, char *e, size_t l)
-{
-	(void)u, (void)s, (void)e, (void)l;
-	return 0;
-}
-static int publish(void *u, const char *t, const char *p, bool r)
-{
-	(void)u, (void)t, (void)p, (void)r;
-	return 0;
-}
-static void fired(void *u, const cJSON *r)
-{
-	(void)u, (void)r;
-}
-static void trace(void *u, const char *id, const cJSON *t)
-{
-	(void)u, (void)id, (void)t;
-}
-static void persist(void *u, const char *k, const char *id, const cJSON *r)
-{
-	(void)u, (void)k, (void)id, (void)r;
-}
-static void changed(void *u)
-{
-	(void)u;
-}
-static void watch(void *u, const char *f, bool a)
-{
-	(void)u, (void)f, (void)a;
-}
-static bool location(void *u, double *lat, double *lon)
-{
-	(void)u;
-	*lat = 52.37;
-	*lon = 4.9;
-	return true;
-}
 
 static const struct hearth_capability light[] = {
 	{.name = "state", .type = HEARTH_CAP_BINARY, .access = 7, .value_on = HEARTH_STRING("ON"),
@@ -93,10 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!j)
 		return 0;
 	struct registry *reg = house();
-	struct rules_host host = {.now_ms = now_ms, .set = set, .scene = scene, .publish = publish,
-				  .fired = fired, .trace = trace, .persist = persist,
-				  .changed = changed, .mqtt_watch = watch, .location = location};
-	struct rules *r = rules_new(&host, reg);
+	struct rules *r = rules_new(&rules_stub_host, reg);
 	struct scenes *sc = scenes_new(reg);
 	char err[400];
 	cJSON *one = cJSON_IsArray(j) ? j->child : j;
@@ -117,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			rules_on_state(r, motion, changed_names, (size_t)n);
 		rules_on_event(r, motion, "action", NULL);
 		rules_on_mqtt(r, "a/b", "{\"x\":1}", 7);
-		clock_ms += 61000;
+		rules_stub_now_ms += 61000;
 		rules_tick(r);
 	}
 	cJSON *list = rules_to_json(r);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "rules.h"
+#include "rules_stub.h"
 #include "scenes.h"
 
 static const char *const on_off[] = {"ON", "OFF"};
@@ -47,53 +48,6 @@ static const struct {
 	{"garden/valve", plug, 2},	  {"bedroom/button", button, 1},
 };
 
-static int64_t now_ms(void *u)
-{
-	(void)u;
-	return 1795400000000;
-}
-static int set(void *u, const char *d, const cJSON *s, char *e, size_t l)
-{
-	(void)u, (void)d, (void)s, (void)e, (void)l;
-	return 0;
-}
-static int scene(void *u, const char *s, char *e, size_t l)
-{
-	(void)u, (void)s, (void)e, (void)l;
-	return 0;
-}
-static int publish(void *u, const char *t, const char *p, bool r)
-{
-	(void)u, (void)t, (void)p, (void)r;
-	return 0;
-}
-static void fired(void *u, const cJSON *r)
-{
-	(void)u, (void)r;
-}
-static void trace(void *u, const char *id, const cJSON *t)
-{
-	(void)u, (void)id, (void)t;
-}
-static void persist(void *u, const char *k, const char *id, const cJSON *r)
-{
-	(void)u, (void)k, (void)id, (void)r;
-}
-static void changed(void *u)
-{
-	(void)u;
-}
-static void watch(void *u, const char *f, bool a)
-{
-	(void)u, (void)f, (void)a;
-}
-static bool location(void *u, double *lat, double *lon)
-{
-	(void)u;
-	*lat = 52.37;
-	*lon = 4.9;
-	return true;
-}
 
 static struct registry *make_house(void)
 {
@@ -127,10 +81,7 @@ static void test_rules_doc_examples(void **state)
 {
 	(void)state;
 	struct registry *reg = make_house();
-	struct rules_host host = {.now_ms = now_ms, .set = set, .scene = scene, .publish = publish,
-				  .fired = fired, .trace = trace, .persist = persist,
-				  .changed = changed, .mqtt_watch = watch, .location = location};
-	struct rules *rules = rules_new(&host, reg);
+	struct rules *rules = rules_new(&rules_stub_host, reg);
 	struct scenes *scenes = scenes_new(reg);
 	char *doc = read_all("docs/rules.md");
 	int n_rules = 0, n_scenes = 0;

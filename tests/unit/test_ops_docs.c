@@ -28,6 +28,7 @@
 #include "config.h"
 #include "registry.h"
 #include "rules.h"
+#include "rules_stub.h"
 
 #define TEXT_MAX (512 * 1024)
 
@@ -154,53 +155,6 @@ static const struct {
 	{"gate/button", button, 1},
 };
 
-static int64_t now_ms(void *u)
-{
-	(void)u;
-	return 1795400000000;
-}
-static int set(void *u, const char *d, const cJSON *s, char *e, size_t l)
-{
-	(void)u, (void)d, (void)s, (void)e, (void)l;
-	return 0;
-}
-static int scene(void *u, const char *s, char *e, size_t l)
-{
-	(void)u, (void)s, (void)e, (void)l;
-	return 0;
-}
-static int publish(void *u, const char *t, const char *p, bool r)
-{
-	(void)u, (void)t, (void)p, (void)r;
-	return 0;
-}
-static void fired(void *u, const cJSON *r)
-{
-	(void)u, (void)r;
-}
-static void trace(void *u, const char *id, const cJSON *t)
-{
-	(void)u, (void)id, (void)t;
-}
-static void persist(void *u, const char *k, const char *id, const cJSON *r)
-{
-	(void)u, (void)k, (void)id, (void)r;
-}
-static void changed(void *u)
-{
-	(void)u;
-}
-static void watch(void *u, const char *f, bool a)
-{
-	(void)u, (void)f, (void)a;
-}
-static bool location(void *u, double *lat, double *lon)
-{
-	(void)u;
-	*lat = 52.37;
-	*lon = 4.9;
-	return true;
-}
 
 static void check_rule(const char *doc, char *block, void *user)
 {
@@ -230,10 +184,7 @@ static void test_rule_examples(void **state)
 		registry_set_caps(dev, caps, house[i].n);
 	}
 	(void)on_off;
-	struct rules_host host = {.now_ms = now_ms, .set = set, .scene = scene, .publish = publish,
-				  .fired = fired, .trace = trace, .persist = persist,
-				  .changed = changed, .mqtt_watch = watch, .location = location};
-	struct rules *rules = rules_new(&host, reg);
+	struct rules *rules = rules_new(&rules_stub_host, reg);
 	assert_non_null(rules);
 	int n = 0;
 	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
