@@ -33,7 +33,7 @@ endif
 LIBS_CORE := libuv libmosquitto sqlite3 libcjson inih libsystemd libwebsockets libcrypt
 DEPS_PKGS := libuv1-dev libmosquitto-dev mosquitto mosquitto-clients libsqlite3-dev \
 	libcjson-dev libcmocka-dev libinih-dev libsystemd-dev libssl-dev pkg-config gcc make \
-	libwebsockets-dev libwebsockets-evlib-uv libcrypt-dev dbus-daemon openssl clang libclang-rt-dev
+	libwebsockets-dev libwebsockets-evlib-uv libcrypt-dev dbus-daemon openssl clang libclang-rt-dev valgrind
 # for the dashboard's browser tests; make test skips them without it
 DEPS_OPTIONAL := chromium
 
@@ -171,6 +171,14 @@ integration: $(TEST_BUILD)
 
 asan: deps
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined test
+
+# Every unit test under memcheck: any error or definite leak fails it. The
+# integration tests can run the daemon under memcheck too (slow):
+#   HEARTH_VALGRIND=1 make integration
+VALGRIND_CMD := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+.PHONY: valgrind
+valgrind: deps $(UNIT_BIN) $(FIXTURE_SOS) $(PLUGIN_SOS)
+	@HEARTH_SLOW=1 VALGRIND="$(VALGRIND_CMD)" B=$(B) sh tests/run.sh $(UNIT_BIN)
 
 run: deps all
 	@bash scripts/run-dev.sh $(B)

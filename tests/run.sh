@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs every test binary given, each with a time limit, and prints one
+# Runs every test binary given, each with a time limit (optionally under
+# $VALGRIND), and prints one
 # summary line: "N passed, N failed". Exit status non-zero on any failure.
 passed=0
 failed=0
@@ -7,7 +8,8 @@ failed_names=""
 for t in "$@"; do
 	name=$(basename "$t")
 	echo "== $name"
-	if timeout 300 "$t"; then
+	# $VALGRIND (make valgrind) runs each binary under memcheck
+	if timeout 900 $VALGRIND "$t"; then
 		passed=$((passed + 1))
 	else
 		failed=$((failed + 1))

@@ -275,8 +275,11 @@ static void test_parse_edges(void **state)
 		{"@monthly", "0 0 1 * *"}, {"@yearly", "0 0 1 1 *"},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(pairs); i++) {
+		/* field by field: padding bytes hold nothing to compare */
 		struct cron_expr a = parse_ok(pairs[i][0]), b = parse_ok(pairs[i][1]);
-		assert_memory_equal(&a, &b, sizeof(a));
+		assert_true(a.minutes == b.minutes && a.hours == b.hours && a.days == b.days &&
+			    a.months == b.months && a.weekdays == b.weekdays &&
+			    a.days_any == b.days_any && a.weekdays_any == b.weekdays_any);
 	}
 }
 
@@ -567,7 +570,7 @@ static long count_fires(const char *expr, const char *start, const char *end, do
 static void test_year_of_fives(void **state)
 {
 	(void)state;
-	double secs, limit = SLOW_BUILD ? 10.0 : 1.0;
+	double secs, limit = SLOW_BUILD || getenv("HEARTH_SLOW") ? 10.0 : 1.0;
 
 	set_tz("UTC");
 	long n = count_fires("*/5 * * * *", "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z", &secs);
@@ -611,7 +614,7 @@ static void test_far_searches_fast(void **state)
 	}
 	double secs = now_s() - t0;
 	print_message("2000 multi-year searches in %.3f s\n", secs);
-	if (secs > (SLOW_BUILD ? 10.0 : 1.0))
+	if (secs > (SLOW_BUILD || getenv("HEARTH_SLOW") ? 10.0 : 1.0))
 		fail_msg("2000 multi-year searches took %.2f s", secs);
 }
 
