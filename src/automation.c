@@ -19,6 +19,7 @@
 #include "scenes.h"
 #include "store.h"
 
+#define RULES_STATS_PUBLISH_MS 60000
 #define RULE_FILE_MAX (1024 * 1024)
 #define RULE_FILES_MAX 1000
 
@@ -30,6 +31,9 @@ struct automation {
 	struct scenes *scenes;
 	uv_timer_t timer;
 	uv_timer_t publish_timer;
+	uv_timer_t stats_timer;
+	bool stats_dirty; /* firing figures changed */
+	bool defs_dirty;  /* rules themselves changed */
 	bool rules_dirty, scenes_dirty;
 	bool stopped;
 	bool running; /* start triggers fired, timers armed */
@@ -88,7 +92,7 @@ static void h_fired(void *user, const cJSON *record)
 	api_publish_event(a->hub, "rule_fired", cJSON_Duplicate(record, 1));
 	a->hub->firings++;
 	ecosystem_count(&a->hub->eco, ECO_FIRINGS, ts);
-	hub_ecosystem_changed(a->hub);
+	hub_ecosystem_counted(a->hub);
 	hub_store_touched(a->hub);
 }
 
@@ -117,7 +121,28 @@ static void h_changed(void *user)
 {
 	struct automation *a = user;
 	a->rules_dirty = true;
+	a->defs_dirty = true;
 	schedule_publish(a);
+}
+
+static void on_stats(uv_timer_t *t)
+{
+	struct automation *a = t->data;
+	if (a->stats_dirty) {
+		a->rules_dirty = true;
+		schedule_publish(a);
+	}
+}
+
+/* Firings republish bridge/rules (its fired_count, last_fired, running) at
+ * most every RULES_STATS_PUBLISH_MS: serialising 10,000 rules five times a
+ * second while they fire cost more than the firings (docs/performance.md). */
+static void h_ran(void *user)
+{
+	struct automation *a = user;
+	a->stats_dirty = true;
+	if (!a->stopped && !uv_is_active((uv_handle_t *)&a->stats_timer))
+		uv_timer_start(&a->stats_timer, on_stats, RULES_STATS_PUBLISH_MS, 0);
 }
 
 static void h_mqtt_watch(void *user, const char *filter, bool add)
@@ -168,8 +193,12 @@ static void on_timer(uv_timer_t *t)
 static void on_publish(uv_timer_t *t)
 {
 	struct automation *a = t->data;
+	/* only firing figures changed: the ecosystem view need not be redone now */
+	bool figures_only = a->stats_dirty && !a->defs_dirty && !a->scenes_dirty;
+	a->defs_dirty = false;
 	if (a->rules_dirty) {
 		a->rules_dirty = false;
+		a->stats_dirty = false;
 		cJSON *j = rules_to_json(a->rules);
 		if (j)
 			api_publish_bridge(a->hub, "rules", j, true);
@@ -182,7 +211,10 @@ static void on_publish(uv_timer_t *t)
 			api_publish_bridge(a->hub, "scenes", j, true);
 		cJSON_Delete(j);
 	}
-	hub_ecosystem_changed(a->hub);
+	if (figures_only)
+		hub_ecosystem_counted(a->hub);
+	else
+		hub_ecosystem_changed(a->hub);
 }
 
 /* Bursts of changes publish once; a busy rule publishes at most every 200 ms. */
@@ -337,7 +369,8 @@ static void load_rule_file(struct automation *a, const char *path, cJSON *seen)
 
 /* Read rules.dir; file rules that vanished are dropped, and a stored rule
  * they had replaced comes back. */
-static void load_rule_dir(struct automation *a)
+/* at_start: every stored rule was just loaded, so none can be missing. */
+static void load_rule_dir(struct automation *a, bool at_start)
 {
 	const char *dir = a->hub->config->rules.dir;
 	struct dirent **names = NULL;
@@ -369,7 +402,7 @@ static void load_rule_dir(struct automation *a)
 		rules_remove(a->rules, id->valuestring);
 	}
 	/* stored rules shadowed by a file that is gone come back */
-	if (a->hub->store)
+	if (a->hub->store && !at_start)
 		store_doc_load(a->hub->store, STORE_DOC_RULE, load_stored_rule_if_missing, a);
 	cJSON_Delete(ids);
 	cJSON_Delete(seen);
@@ -424,6 +457,7 @@ int automation_start(struct hearth_hub *hub, struct automation **out)
 		.changed = h_changed,
 		.mqtt_watch = h_mqtt_watch,
 		.location = h_location,
+		.ran = h_ran,
 	};
 	a->rules = rules_new(&host, hub->registry);
 	a->scenes = scenes_new(hub->registry);
@@ -433,14 +467,15 @@ int automation_start(struct hearth_hub *hub, struct automation **out)
 	}
 	uv_timer_init(hub->loop, &a->timer);
 	uv_timer_init(hub->loop, &a->publish_timer);
-	a->timer.data = a->publish_timer.data = a;
+	uv_timer_init(hub->loop, &a->stats_timer);
+	a->timer.data = a->publish_timer.data = a->stats_timer.data = a;
 	*out = a;
 	uint64_t t0 = uv_hrtime();
 	if (hub->store) {
 		store_doc_load(hub->store, STORE_DOC_SCENE, load_stored_scene, a);
 		store_doc_load(hub->store, STORE_DOC_RULE, load_stored_rule, a);
 	}
-	load_rule_dir(a);
+	load_rule_dir(a, true);
 	if (hub->store) {
 		store_trace_load(hub->store, restore_trace, a);
 		store_firing_stats(hub->store, restore_firings, a);
@@ -464,7 +499,7 @@ void automation_go(struct automation *a)
 
 void automation_reload(struct automation *a)
 {
-	load_rule_dir(a);
+	load_rule_dir(a, false);
 	rearm(a);
 	log_info(src, "rules reloaded: %zu rules", rules_count(a->rules));
 }
@@ -476,6 +511,7 @@ void automation_stop(struct automation *a)
 	a->stopped = true;
 	uv_timer_stop(&a->timer);
 	uv_timer_stop(&a->publish_timer);
+	uv_timer_stop(&a->stats_timer);
 }
 
 static void closed(uv_handle_t *h)
@@ -490,6 +526,7 @@ void automation_free(struct automation *a)
 	if (a->rules && a->scenes) {
 		uv_close((uv_handle_t *)&a->timer, closed);
 		uv_close((uv_handle_t *)&a->publish_timer, closed);
+		uv_close((uv_handle_t *)&a->stats_timer, closed);
 		uv_run(a->hub->loop, UV_RUN_NOWAIT);
 	}
 	rules_free(a->rules);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,9 @@
 #include "store.h"
 #include "web.h"
 
+#define TRIM_AFTER_READY_MS 3000
+#define ECO_CHANGED_MS 1000
+#define ECO_COUNTED_MS 60000
 #define READY_WAIT_MS 1000 /* longest wait for the broker before READY */
 #define STOP_MQTT_TIMEOUT_MS 800
 #define STORE_RETRY_MS 5000 /* after a failed write, try again at least this often */
@@ -111,11 +115,25 @@ static void on_eco_timer(uv_timer_t *t)
 	cJSON_Delete(view);
 }
 
-void hub_ecosystem_changed(struct hearth_hub *hub)
+/* Republish within `within_ms`, or sooner if already planned sooner. */
+static void eco_arm(struct hearth_hub *hub, uint64_t within_ms)
 {
 	hub->eco_dirty = true;
-	if (!hub->stopping && !uv_is_active((uv_handle_t *)&hub->eco_timer))
-		uv_timer_start(&hub->eco_timer, on_eco_timer, 1000, 0);
+	if (hub->stopping)
+		return;
+	if (!uv_is_active((uv_handle_t *)&hub->eco_timer) ||
+	    uv_timer_get_due_in(&hub->eco_timer) > within_ms)
+		uv_timer_start(&hub->eco_timer, on_eco_timer, within_ms, 0);
+}
+
+void hub_ecosystem_changed(struct hearth_hub *hub)
+{
+	eco_arm(hub, ECO_CHANGED_MS);
+}
+
+void hub_ecosystem_counted(struct hearth_hub *hub)
+{
+	eco_arm(hub, ECO_COUNTED_MS);
 }
 
 void hub_devices_changed(struct hearth_hub *hub)
@@ -847,11 +865,23 @@ cJSON *hub_health(struct hearth_hub *hub)
 
 /* -- MQTT glue ------------------------------------------------------------------------ */
 
+/* The start-up burst (every retained state, bridge/devices, discovery)
+ * is queued and freed within seconds, leaving the heap holed: hand the
+ * free pages back so the resident size is what the hub keeps. */
+static void on_trim_timer(uv_timer_t *t)
+{
+	(void)t;
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 static void become_ready(struct hearth_hub *hub)
 {
 	if (hub->ready || hub->stopping)
 		return;
 	hub->ready = true;
+	uv_timer_start(&hub->trim_timer, on_trim_timer, TRIM_AFTER_READY_MS, 0);
 	/* rules act only once the world can hear them */
 	automation_go(hub->automation);
 	if (hub->ready_fn)
@@ -968,9 +998,10 @@ static int start_mqtt(struct hearth_hub *hub)
 
 /* -- life cycle ------------------------------------------------------------------------- */
 
-#define HUB_TIMERS 5
+#define HUB_TIMERS 6
 static void timers_of(struct hearth_hub *hub, uv_timer_t *out[HUB_TIMERS])
 {
+	out[5] = &hub->trim_timer;
 	out[0] = &hub->commit_timer;
 	out[1] = &hub->devices_timer;
 	out[2] = &hub->command_timer;
@@ -999,6 +1030,7 @@ int hub_new(uv_loop_t *loop, struct hearth_config *config, struct hearth_hub **o
 	uv_timer_init(loop, &hub->command_timer);
 	uv_timer_init(loop, &hub->ready_timer);
 	uv_timer_init(loop, &hub->eco_timer);
+	uv_timer_init(loop, &hub->trim_timer);
 	uv_timer_t *t[HUB_TIMERS];
 	timers_of(hub, t);
 	for (size_t i = 0; i < HUB_TIMERS; i++)

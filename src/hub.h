@@ -50,6 +50,7 @@ struct hearth_hub {
 	uv_timer_t command_timer; /* expires commands a plugin never finished */
 	uv_timer_t ready_timer;	  /* READY even when the broker is away */
 	uv_timer_t eco_timer;	  /* bridge/ecosystem at most once a second */
+	uv_timer_t trim_timer;	  /* gives the start-up burst's memory back */
 	bool eco_dirty;
 	struct eco_counts eco;
 	bool devices_dirty;
@@ -149,6 +150,10 @@ void hub_devices_changed(struct hearth_hub *hub);
 void hub_store_touched(struct hearth_hub *hub);
 /* The flywheel figures changed: republish bridge/ecosystem (at most 1/s). */
 void hub_ecosystem_changed(struct hearth_hub *hub);
+/* Only its counters moved (a rule fired): republish within a minute; the
+ * view walks every rule and device, too much to redo every second while
+ * rules fire. */
+void hub_ecosystem_counted(struct hearth_hub *hub);
 /* The flywheel view (new object). */
 cJSON *hub_ecosystem(struct hearth_hub *hub);
 

@@ -14,6 +14,7 @@
 #define BACKOFF_MAX_MS 30000
 #define MISC_INTERVAL_MS 1000
 #define MAX_PAYLOAD (256u * 1024u * 1024u)
+#define READS_PER_WAKEUP 256
 
 enum state {
 	ST_IDLE,       /* created, not started */
@@ -128,6 +129,21 @@ static void connection_down(struct mqtt *m, const char *why)
 	schedule_retry(m);
 }
 
+/* libmosquitto reads one packet per call while nothing waits at QoS > 0:
+ * read on until the socket is empty (at most READS_PER_WAKEUP packets), so a
+ * burst costs one loop turn, not one per message. */
+static int read_all(struct mqtt *m)
+{
+	int rc = MOSQ_ERR_SUCCESS;
+	for (int i = 0; i < READS_PER_WAKEUP && rc == MOSQ_ERR_SUCCESS && m->poll; i++) {
+		errno = 0;
+		rc = mosquitto_loop_read(m->mosq, 1);
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			break;
+	}
+	return rc;
+}
+
 static void on_poll(uv_poll_t *h, int status, int events)
 {
 	struct mqtt *m = h->data;
@@ -135,9 +151,11 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	if (status < 0)
 		rc = MOSQ_ERR_CONN_LOST;
 	if (rc == MOSQ_ERR_SUCCESS && (events & UV_READABLE))
-		rc = mosquitto_loop_read(m->mosq, 64);
-	/* the read may have closed the connection and the poll with it */
-	if (rc == MOSQ_ERR_SUCCESS && m->poll && (events & UV_WRITABLE))
+		rc = read_all(m);
+	/* the read may have closed the connection and the poll with it; what
+	 * the handlers published goes out now rather than on the next turn */
+	if (rc == MOSQ_ERR_SUCCESS && m->poll &&
+	    ((events & UV_WRITABLE) || mosquitto_want_write(m->mosq)))
 		rc = mosquitto_loop_write(m->mosq, 64);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		connection_down(m, rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));

@@ -400,6 +400,15 @@ static struct run *run_new(struct rules *r, struct rule *rule, const cJSON *snap
 
 static void run_step(struct rules *r, struct run *run);
 
+/* Firings change figures only: the host may tell them at leisure. */
+static void ran(struct rules *r)
+{
+	if (r->host.ran)
+		r->host.ran(r->host.user);
+	else
+		r->host.changed(r->host.user);
+}
+
 static void start_queued(struct rules *r, struct rule *rule)
 {
 	while (rule->queue && !rule->runs) {
@@ -427,7 +436,7 @@ static void run_finish(struct rules *r, struct run *run, const char *outcome)
 	rule->last_end_ms = now(r);
 	run_free(r, run);
 	start_queued(r, rule);
-	r->host.changed(r->host.user);
+	ran(r);
 }
 
 static void action_note(struct run *run, const struct instr *in, const char *result, int64_t t0,
@@ -694,7 +703,7 @@ static int run_rule(struct rules *r, struct rule *rule, const cJSON *snapshot, b
 		p = &(*p)->next;
 	*p = run;
 	run_step(r, run);
-	r->host.changed(r->host.user);
+	ran(r);
 	return 0;
 }
 

@@ -59,6 +59,9 @@ struct rules_host {
 	void (*mqtt_watch)(void *user, const char *filter, bool add);
 	/* Location for sun triggers and conditions; false when not configured. */
 	bool (*location)(void *user, double *lat, double *lon);
+	/* A run started or ended: only fired_count, last_fired and running
+	 * changed, which bridge/rules may tell later. NULL: changed is called. */
+	void (*ran)(void *user);
 };
 
 struct rules;

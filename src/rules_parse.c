@@ -661,6 +661,8 @@ static int cond_node(struct pc *c, cJSON *list, const char *path, const char *ke
 
 /* -- actions: compiled to a flat program ----------------------------------------- */
 
+static void instr_clear(struct instr *in);
+
 static int emit(struct pc *c, const char *path, enum op op, struct instr **out)
 {
 	struct rule *r = c->rule;
@@ -1078,13 +1080,18 @@ int rule_compile(const cJSON *cdef, struct registry *reg, struct rule **out, cha
 	int rc = only_keys(&c, cdef, "", keys);
 	if (rc)
 		return rc;
+	/* Compiled into one scratch program with room for RULES_ACTIONS_MAX
+	 * steps (pointers into it stay put while nested actions compile), then
+	 * copied to an exact fit: zeroing a fresh 30 KiB program per rule cost
+	 * more than compiling it, with thousands of rules. Loop thread only. */
+	static struct instr scratch[RULES_ACTIONS_MAX];
 	struct rule *r = calloc(1, sizeof(*r));
 	cJSON *def = cJSON_Duplicate(cdef, 1);
-	if (!r || !def || !(r->prog = calloc(RULES_ACTIONS_MAX, sizeof(*r->prog))) ||
-	    !(r->traces = cJSON_CreateArray())) {
+	if (!r || !def || !(r->traces = cJSON_CreateArray())) {
 		rc = -ENOMEM;
 		goto out;
 	}
+	r->prog = scratch;
 	r->definition = def;
 	c.rule = r;
 	if ((rc = rule_header(&c, def, r)) || (rc = rule_triggers(&c, def, r)))
@@ -1095,16 +1102,23 @@ int rule_compile(const cJSON *cdef, struct registry *reg, struct rule **out, cha
 		goto out;
 	if ((rc = actions_compile(&c, (cJSON *)get(def, "actions"), "", "actions")))
 		goto out;
-	/* compiled into room for RULES_ACTIONS_MAX steps; keep what is used
-	 * (a rule is ~32 KiB otherwise) */
-	struct instr *fit = realloc(r->prog, r->n_prog * sizeof(*r->prog));
-	if (fit)
-		r->prog = fit;
+	struct instr *fit = malloc((r->n_prog ? r->n_prog : 1) * sizeof(*r->prog));
+	if (!fit) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	memcpy(fit, scratch, r->n_prog * sizeof(*r->prog));
+	r->prog = fit;
 	*out = r;
 	return 0;
 out:
 	if (r && !r->definition)
 		cJSON_Delete(def);
+	if (r && r->prog == scratch) {
+		for (size_t i = 0; i < r->n_prog; i++)
+			instr_clear(&scratch[i]);
+		r->prog = NULL;
+	}
 	rule_free(r);
 	if (rc == -ENOMEM)
 		snprintf(err, err_len, "out of memory");

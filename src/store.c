@@ -385,7 +385,7 @@ size_t store_pending(const struct store *store)
 static size_t key_hash(const struct entry *e)
 {
 	uint64_t h = 1469598103934665603ull; /* FNV-1a over "id\0attribute" */
-	for (const char *p = e->device_id; *p; p++)
+	for (const char *p = e->device_id ? e->device_id : ""; *p; p++)
 		h = (h ^ (unsigned char)*p) * 1099511628211ull;
 	h *= 1099511628211ull;
 	for (const char *p = e->name; *p; p++)
@@ -395,17 +395,25 @@ static size_t key_hash(const struct entry *e)
 
 static bool same_key(const struct entry *a, const struct entry *b)
 {
-	return strcmp(a->device_id, b->device_id) == 0 && strcmp(a->name, b->name) == 0;
+	return a->kind == b->kind &&
+	       strcmp(a->device_id ? a->device_id : "", b->device_id ? b->device_id : "") == 0 &&
+	       strcmp(a->name, b->name) == 0;
 }
 
-/* Mark every state update that a later one of the same attribute
- * overrides, so the last state table gets one write per attribute. */
+static bool keyed(const struct entry *e)
+{
+	return e->kind == ENTRY_STATE || e->kind == ENTRY_TRACE;
+}
+
+/* Mark every state update and trace that a later one of the same key
+ * overrides: the last state table gets one write per attribute, and a
+ * rule's traces are trimmed once per flush. */
 static int mark_superseded(struct store *s)
 {
 	size_t n = 0;
 	for (struct entry *e = s->head; e; e = e->next) {
 		e->superseded = false;
-		n += e->kind == ENTRY_STATE;
+		n += keyed(e);
 	}
 	if (n < 2)
 		return 0;
@@ -418,7 +426,7 @@ static int mark_superseded(struct store *s)
 		return -ENOMEM;
 	}
 	for (struct entry *e = s->head; e; e = e->next) {
-		if (e->kind != ENTRY_STATE)
+		if (!keyed(e))
 			continue;
 		size_t i = key_hash(e) & (cap - 1);
 		while (slots[i] && !same_key(slots[i], e))
@@ -471,21 +479,22 @@ static int write_event(struct store *s, const struct entry *e, uint64_t *written
 	return rc;
 }
 
-/* A trace row (device_id unused, name = rule id, json = trace), then the
- * rule's older traces beyond the kept number go. */
+/* A trace row (device_id unused, name = rule id, json = trace); after the
+ * rule's last trace of this flush, its older traces beyond the kept number
+ * go (one trim per rule and flush, not per firing). */
 static int write_trace(struct store *s, const struct entry *e, uint64_t *written)
 {
 	bind_entry(s->stmt[S_TRACE_ADD], e);
 	int rc = run(s, S_TRACE_ADD, "insert trace");
 	if (rc)
 		return rc;
+	(*written)++;
+	if (e->superseded)
+		return 0;
 	sqlite3_stmt *st = s->stmt[S_TRACE_TRIM];
 	bind_text(st, 1, e->name);
 	sqlite3_bind_int(st, 2, STORE_TRACES_KEPT);
-	if ((rc = run(s, S_TRACE_TRIM, "trim traces")))
-		return rc;
-	(*written)++;
-	return 0;
+	return run(s, S_TRACE_TRIM, "trim traces");
 }
 
 static int write_queue(struct store *s, bool keep_history, uint64_t *written)
