@@ -74,9 +74,42 @@ static void rm_rf(const char *dir)
 		fprintf(stderr, "harness: could not remove %s\n", dir);
 }
 
+/* Every child still running when the test program ends is killed: a
+ * failed assertion skips a test's clean-up, and no broker or daemon may
+ * outlive the test that started it. */
+#define CHILDREN_MAX 256
+static pid_t children[CHILDREN_MAX];
+
+static void kill_children(void)
+{
+	for (int i = 0; i < CHILDREN_MAX; i++) {
+		if (children[i] > 0 && waitpid(children[i], NULL, WNOHANG) == 0) {
+			kill(children[i], SIGKILL);
+			waitpid(children[i], NULL, 0);
+		}
+	}
+}
+
+static void remember_child(pid_t pid)
+{
+	static bool registered;
+	if (!registered) {
+		atexit(kill_children);
+		registered = true;
+	}
+	for (int i = 0; i < CHILDREN_MAX; i++) {
+		if (children[i] <= 0 || kill(children[i], 0) != 0) {
+			children[i] = pid;
+			return;
+		}
+	}
+}
+
 static pid_t spawn(char *const argv[], const char *log_path)
 {
 	pid_t pid = fork();
+	if (pid > 0)
+		remember_child(pid);
 	if (pid != 0)
 		return pid;
 	int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
