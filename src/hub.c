@@ -1105,6 +1105,8 @@ static void plugins_stopped(void *user)
 	if (hub->store)
 		store_flush(hub->store, hub_now_ms(), hub->config->store.history_days);
 	api_publish_bridge_state(hub, false);
+	/* the dashboard goes last: state is safe and "offline" is out by now */
+	web_stop(hub->web);
 	log_set_sink(NULL, NULL);
 	if (hub->mqtt)
 		mqtt_stop(hub->mqtt, STOP_MQTT_TIMEOUT_MS, mqtt_stopped, hub);
@@ -1124,7 +1126,6 @@ void hub_stop(struct hearth_hub *hub, void (*done)(void *user), void *user)
 	for (size_t i = 0; i < HUB_TIMERS; i++)
 		uv_timer_stop(t[i]);
 	log_info(src, "stopping");
-	web_stop(hub->web);
 	automation_stop(hub->automation);
 	if (hub->plugins)
 		plugin_host_stop_all(hub->plugins, plugins_stopped, hub);

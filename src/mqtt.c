@@ -484,6 +484,8 @@ static int add_sub(struct mqtt *m, const char *filter, int qos)
 
 int mqtt_subscribe(struct mqtt *m, const char *filter, int qos)
 {
+	if (!m)
+		return -ENOTCONN;
 	if (!mqtt_filter_valid(filter) || qos < 0 || qos > 2)
 		return -EINVAL;
 	int rc = add_sub(m, filter, qos);
@@ -497,6 +499,8 @@ int mqtt_subscribe(struct mqtt *m, const char *filter, int qos)
 
 int mqtt_unsubscribe(struct mqtt *m, const char *filter)
 {
+	if (!m)
+		return -ENOENT;
 	for (size_t i = 0; i < m->n_subs; i++) {
 		if (strcmp(m->subs[i].filter, filter) != 0)
 			continue;
@@ -518,7 +522,7 @@ int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t 
 {
 	if (len > MAX_PAYLOAD || qos < 0 || qos > 2)
 		return -EINVAL;
-	if (m->state != ST_ONLINE)
+	if (!m || m->state != ST_ONLINE)
 		return -ENOTCONN;
 	int rc = mosquitto_publish_v5(m->mosq, NULL, topic, (int)len, payload, qos, retain, NULL);
 	if (rc == MOSQ_ERR_SUCCESS) {
@@ -534,12 +538,12 @@ int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t 
 
 bool mqtt_is_connected(const struct mqtt *m)
 {
-	return m->state == ST_ONLINE;
+	return m && m->state == ST_ONLINE;
 }
 
 unsigned mqtt_connect_count(const struct mqtt *m)
 {
-	return m->connects;
+	return m ? m->connects : 0;
 }
 
 static void handle_closed(uv_handle_t *h)

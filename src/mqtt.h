@@ -54,6 +54,9 @@ int mqtt_new(uv_loop_t *loop, const struct mqtt_options *options, mqtt_connect_f
 /* Begin connecting (and keep reconnecting until mqtt_stop). */
 void mqtt_start(struct mqtt *m);
 
+/* Every function below accepts a NULL client (a hub whose start failed
+ * before it had one): nothing is sent, and it reports "not connected". */
+
 /* Remember filter and subscribe now if connected. Subscribing the same
  * filter twice counts twice (unsubscribe drops one reference). */
 int mqtt_subscribe(struct mqtt *m, const char *filter, int qos);

@@ -272,7 +272,11 @@ static int launch(struct hearthd *h)
 	while (now_ms() < until) {
 		if (log_count(h, "ready in") > before)
 			return 0;
-		if (waitpid(h->pid, NULL, WNOHANG) == h->pid) {
+		int status;
+		if (waitpid(h->pid, &status, WNOHANG) == h->pid) {
+			/* a start the daemon refused: how it ended is part of the test */
+			h->last_status = WIFEXITED(status) ? WEXITSTATUS(status)
+							   : 128 + WTERMSIG(status);
 			h->pid = 0;
 			return -1;
 		}

@@ -170,6 +170,9 @@ static void test_readable_password_file_refused(void **state)
 	snprintf(mqtt, sizeof(mqtt), "username = hearth\npassword_file = %s/open.pw\n", e->dir);
 	struct hearthd h;
 	assert_int_not_equal(hearthd_start_full(&h, e->broker.port, mqtt, "virtual", NULL), 0);
+	/* refused cleanly: exit status 1, not a crash */
+	assert_int_equal(h.last_status, 1);
+	h.last_status = 0;
 	assert_true(hearthd_log_contains(&h, "accessible by group or others"));
 	assert_false(hearthd_log_contains(&h, SECRET));
 	hearthd_cleanup(&h);
