@@ -418,9 +418,13 @@ int web_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
 	struct lws_context *ctx = lws_get_context(wsi);
 	struct web *w = ctx ? lws_context_user(ctx) : NULL;
 	struct http_pss *h = user;
+	/* lws calls with no session data for connections that never became a
+	 * request (an idle keep-alive closed by a stopping context, say) */
+	if (!h && reason != LWS_CALLBACK_HTTP)
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
-		if (!w || w->stopping)
+		if (!w || !h || w->stopping)
 			return -1;
 		if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0)
 			return post(w, wsi, h, in);

@@ -796,6 +796,34 @@ static void test_no_password_is_loopback_only(void **state)
 	stop_web();
 }
 
+/* Browsers open sockets ahead of need and may never send a request on them;
+ * such a connection has no session data when the server closes it. */
+static void test_idle_connections_at_stop(void **state)
+{
+	(void)state;
+	struct reply r;
+	int idle[4];
+	start_web("127.0.0.1:0", true);
+	for (size_t i = 0; i < 4; i++) {
+		idle[i] = dial(F->port);
+		assert_true(idle[i] >= 0);
+	}
+	/* one sends half a request line, one leaves before the server sees it */
+	assert_int_equal(send(idle[1], "GET /ind", 8, 0), 8);
+	close(idle[3]);
+	pump(50);
+	/* the server still answers others */
+	get("/login.html", NULL, &r);
+	assert_int_equal(r.status, 200);
+	/* stopping closes the idle ones: no crash, every handle closed */
+	stop_web();
+	for (size_t i = 0; i < 3; i++) {
+		char byte;
+		assert_true(recv(idle[i], &byte, 1, 0) <= 0);
+		close(idle[i]);
+	}
+}
+
 static void test_bad_settings_refused(void **state)
 {
 	(void)state;
@@ -834,6 +862,7 @@ int main(void)
 		cmocka_unit_test(test_websocket_gate),
 		cmocka_unit_test(test_routing),
 		cmocka_unit_test(test_no_password_is_loopback_only),
+		cmocka_unit_test(test_idle_connections_at_stop),
 		cmocka_unit_test(test_bad_settings_refused),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
