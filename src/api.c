@@ -382,6 +382,24 @@ static cJSON *raw_value(const void *payload, size_t len)
 	return v;
 }
 
+/* A /set its publisher stamped longer ago than [mqtt] command_max_age_s:
+ * it waited at the broker while hearthd was away, and is stale now. */
+static bool stale_command(struct hearth_hub *hub, char *err, size_t err_len)
+{
+	int max_s = hub->config->mqtt.command_max_age_s;
+	int64_t sent_ms = mqtt_message_sent_ms(hub->mqtt);
+	if (max_s <= 0 || sent_ms <= 0)
+		return false;
+	int64_t age_ms = hub_now_ms() - sent_ms;
+	if (age_ms <= (int64_t)max_s * 1000)
+		return false;
+	set_err(err, err_len,
+		"the command was stamped %lld s ago, longer than [mqtt] command_max_age_s = %d: "
+		"dropped",
+		(long long)(age_ms / 1000), max_s);
+	return true;
+}
+
 static void device_message(struct hearth_hub *hub, const char *topic, const struct api_topic *t,
 			   const void *payload, size_t len)
 {
@@ -413,7 +431,10 @@ static void device_message(struct hearth_hub *hub, const char *topic, const stru
 	} else if ((rc = api_json_parse(payload, len, &body, err, sizeof(err)))) {
 		goto out;
 	}
-	if (t->kind == API_TOPIC_SET || t->kind == API_TOPIC_SET_ATTR)
+	if ((t->kind == API_TOPIC_SET || t->kind == API_TOPIC_SET_ATTR) &&
+	    stale_command(hub, err, sizeof(err)))
+		rc = -ETIME;
+	else if (t->kind == API_TOPIC_SET || t->kind == API_TOPIC_SET_ATTR)
 		rc = hub_device_set(hub, dev, body, err, sizeof(err));
 	else
 		rc = hub_device_get(hub, dev, body, err, sizeof(err));

@@ -55,7 +55,7 @@ static int h_set(void *user, const char *device_id, const cJSON *state, char *er
 		snprintf(err, len, "device %s is gone", device_id);
 		return -ENODEV;
 	}
-	return hub_device_set(a->hub, dev, state, err, len);
+	return hub_device_set_from(a->hub, dev, state, rules_acting(a->rules), err, len);
 }
 
 static int activate(struct automation *a, const struct scene *s, cJSON *results);
@@ -96,13 +96,33 @@ static void h_fired(void *user, const cJSON *record)
 	hub_store_touched(a->hub);
 }
 
+/* Stored under the trace's own time, which a later amendment names. */
+static int64_t trace_time(const cJSON *trace)
+{
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(trace, "time");
+	return cJSON_IsNumber(t) ? (int64_t)t->valuedouble : hub_now_ms();
+}
+
 static void h_trace(void *user, const char *rule_id, const cJSON *trace)
 {
 	struct automation *a = user;
 	if (a->hub->store) {
-		store_trace_queue(a->hub->store, rule_id, trace, hub_now_ms());
+		store_trace_queue(a->hub->store, rule_id, trace, trace_time(trace));
 		hub_store_touched(a->hub);
 	}
+}
+
+void automation_command_failed(struct automation *a, const struct rules_origin *origin,
+			       const char *error)
+{
+	if (!a || !a->rules)
+		return;
+	const cJSON *trace = rules_trace_amend(a->rules, origin, error);
+	/* a finished firing's stored trace is rewritten; a running one is
+	 * stored whole when it ends */
+	if (trace && a->hub->store && cJSON_GetObjectItemCaseSensitive(trace, "outcome") &&
+	    store_trace_update(a->hub->store, origin->rule_id, trace, origin->trace_ms) == 0)
+		hub_store_touched(a->hub);
 }
 
 static void h_persist(void *user, const char *key, const char *rule_id, const cJSON *record)
@@ -251,7 +271,8 @@ static int activate(struct automation *a, const struct scene *s, cJSON *results)
 		if (!dev)
 			snprintf(err, sizeof(err), "device %s is gone", t->string);
 		else if (state)
-			rc = hub_device_set(a->hub, dev, state, err, sizeof(err));
+			rc = hub_device_set_from(a->hub, dev, state, rules_acting(a->rules), err,
+						 sizeof(err));
 		cJSON_Delete(state);
 		if (!dev || rc)
 			failed++;
@@ -869,8 +890,12 @@ char *automation_explain(const cJSON *trace)
 	{
 		const cJSON *path = cJSON_GetObjectItemCaseSensitive(c, "path");
 		const cJSON *res = cJSON_GetObjectItemCaseSensitive(c, "result");
-		append(&buf, &len, &cap, "%s: %s. ", cJSON_IsString(path) ? path->valuestring : "?",
-		       cJSON_IsString(res) ? res->valuestring : "?");
+		const cJSON *error = cJSON_GetObjectItemCaseSensitive(c, "error");
+		append(&buf, &len, &cap, "%s: %s%s%s%s. ",
+		       cJSON_IsString(path) ? path->valuestring : "?",
+		       cJSON_IsString(res) ? res->valuestring : "?",
+		       cJSON_IsString(error) ? " (" : "",
+		       cJSON_IsString(error) ? error->valuestring : "", cJSON_IsString(error) ? ")" : "");
 	}
 	append(&buf, &len, &cap, "Outcome: %s.",
 	       cJSON_IsString(outcome) ? outcome->valuestring : "still running");

@@ -50,6 +50,11 @@ int automation_request(struct automation *a, const char *path, const cJSON *req,
 
 /* The trace's story in plain words (new string, free()). */
 char *automation_explain(const cJSON *trace);
+/* A command a rule's action sent was not confirmed: tell it in the trace
+ * of that firing (kept in memory and stored). a may be NULL. */
+struct rules_origin;
+void automation_command_failed(struct automation *a, const struct rules_origin *origin,
+			       const char *error);
 
 /* Retained topics on (re)connect. */
 void automation_publish_all(struct automation *a);

@@ -85,6 +85,10 @@ static const char *listen_check(const char *text);
 	  "skip the broker host name check")                                                \
 	X(mqtt, keepalive, OPT_INT, "30", 5, 3600, mqtt.keepalive, NULL, "seconds")           \
 	X(mqtt, qos, OPT_INT, "1", 0, 2, mqtt.qos, NULL, "QoS of state and commands")         \
+	X(mqtt, command_timeout_ms, OPT_INT, "10000", 1000, 600000, mqtt.command_timeout_ms,  \
+	  NULL, "a command its device has not confirmed by then is reported failed")       \
+	X(mqtt, command_max_age_s, OPT_INT, "300", 0, 604800, mqtt.command_max_age_s, NULL,  \
+	  "drop a /set stamped longer ago than this; 0: never")                           \
 	X(store, path, OPT_STRING, "/var/lib/hearth/hearth.db", 1, TEXT_MAX, store.path,      \
 	  NULL, "SQLite database file")                                                     \
 	X(store, commit_interval_ms, OPT_INT, "1000", 0, 60000, store.commit_interval_ms,     \

@@ -48,6 +48,8 @@ struct hearth_config {
 		bool tls_insecure;    /* default false */
 		int keepalive;	      /* seconds, default 30; 5..3600 */
 		int qos;	      /* default 1; 0..2 */
+		int command_timeout_ms; /* default 10000; 1000..600000 */
+		int command_max_age_s;	/* default 300; 0..604800 (0: no limit) */
 	} mqtt;
 	struct {
 		char *path;		/* default "/var/lib/hearth/hearth.db" */

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "mqtt.h"
 #include "plugin_host.h"
+#include "rules.h"
 #include "store.h"
 #include "web.h"
 
@@ -40,7 +41,12 @@ struct pending_command {
 	char *device_id;
 	int64_t sent_ms;
 	bool accepted; /* the plugin called command_done with success */
+	bool retried;  /* sent a second time already */
 	cJSON *expect; /* attributes the device must still report */
+	cJSON *sent;   /* what was sent, for the one retry; NULL: not retry-safe */
+	char *rule_id; /* the rule whose action sent it, or NULL */
+	char *path;    /* that action */
+	int64_t trace_ms;
 };
 
 static void confirm_commands(struct hearth_hub *hub, const struct device *dev);
@@ -440,6 +446,9 @@ int hub_availability_set(struct hearth_hub *hub, void *owner, const char *id, bo
 static void command_forget(struct hearth_hub *hub, size_t i)
 {
 	free(hub->commands[i].device_id);
+	free(hub->commands[i].rule_id);
+	free(hub->commands[i].path);
+	cJSON_Delete(hub->commands[i].sent);
 	cJSON_Delete(hub->commands[i].expect);
 	memmove(&hub->commands[i], &hub->commands[i + 1],
 		(hub->n_commands - i - 1) * sizeof(hub->commands[0]));
@@ -518,13 +527,16 @@ static void command_failed(struct hearth_hub *hub, const struct pending_command 
 {
 	struct device *dev = registry_by_id(hub->registry, c->device_id);
 	const char *name = dev ? dev->name : c->device_id;
+	double timeout_s = hub->config->mqtt.command_timeout_ms / 1000.0;
+	const char *twice = c->retried ? " (sent twice)" : "";
 	char msg[300];
 	if (c->accepted)
-		snprintf(msg, sizeof(msg), "%s: the device did not report the new state within %d s",
-			 name, HUB_COMMAND_TIMEOUT_MS / 1000);
+		snprintf(msg, sizeof(msg),
+			 "%s: the device did not report the new state within %g s%s", name,
+			 timeout_s, twice);
 	else
-		snprintf(msg, sizeof(msg), "%s: no confirmation from the device within %d s", name,
-			 HUB_COMMAND_TIMEOUT_MS / 1000);
+		snprintf(msg, sizeof(msg), "%s: no confirmation from the device within %g s%s",
+			 name, timeout_s, twice);
 	log_warning(src, "%s", msg);
 	api_set_error(hub, name, msg);
 	cJSON *data = cJSON_CreateObject();
@@ -534,17 +546,86 @@ static void command_failed(struct hearth_hub *hub, const struct pending_command 
 		if (c->expect)
 			cJSON_AddItemToObject(data, "unconfirmed", cJSON_Duplicate(c->expect, 1));
 		cJSON_AddStringToObject(data, "reason", msg);
+		if (c->rule_id) {
+			cJSON_AddStringToObject(data, "rule", c->rule_id);
+			cJSON_AddStringToObject(data, "action", c->path);
+		}
 		api_publish_event(hub, "command_failed", data);
 	}
+	if (c->rule_id) {
+		struct rules_origin origin = {c->rule_id, c->trace_ms, c->path};
+		automation_command_failed(hub->automation, &origin, msg);
+	}
+}
+
+/* Send a command that went unconfirmed once more, under a new id. 0, or
+ * a negative errno when it cannot be sent (it then fails). */
+static int command_retry(struct hearth_hub *hub, size_t i)
+{
+	struct pending_command *c = &hub->commands[i];
+	struct device *dev = registry_by_id(hub->registry, c->device_id);
+	if (!dev || !dev->owner || dev->owner != c->owner)
+		return -ENODEV;
+	struct hearth_attr attrs[REGISTRY_ATTRS_MAX];
+	char *scratch[REGISTRY_ATTRS_MAX];
+	size_t n = 0;
+	const cJSON *item;
+	cJSON_ArrayForEach(item, c->sent)
+	{
+		if (n == REGISTRY_ATTRS_MAX)
+			break;
+		attrs[n].name = item->string;
+		cap_value_from_json(item, &attrs[n].value, &scratch[n]);
+		n++;
+	}
+	uint64_t id = ++hub->next_command_id;
+	c->id = id;
+	c->retried = true;
+	c->accepted = false;
+	c->sent_ms = hub_now_ms();
+	log_info(src, "%s: no confirmation within %g s; sending the command once more", dev->name,
+		 hub->config->mqtt.command_timeout_ms / 1000.0);
+	/* the plugin may finish it inside: c is not used after this call */
+	int rc = plugin_host_command(hub->plugins, dev, id, attrs, n);
+	for (size_t k = 0; k < n; k++)
+		cJSON_free(scratch[k]);
+	if (rc == 0)
+		hub->commands_sent++;
+	return rc;
+}
+
+static size_t command_index(const struct hearth_hub *hub, uint64_t id)
+{
+	for (size_t i = 0; i < hub->n_commands; i++)
+		if (hub->commands[i].id == id)
+			return i;
+	return SIZE_MAX;
 }
 
 static void on_command_timer(uv_timer_t *t)
 {
 	struct hearth_hub *hub = t->data;
 	int64_t now = hub_now_ms();
-	while (hub->n_commands && now - hub->commands[0].sent_ms > HUB_COMMAND_TIMEOUT_MS) {
-		command_failed(hub, &hub->commands[0]);
-		command_forget(hub, 0);
+	int64_t timeout = hub->config->mqtt.command_timeout_ms;
+	for (size_t i = 0; i < hub->n_commands;) {
+		struct pending_command *c = &hub->commands[i];
+		if (now - c->sent_ms <= timeout) {
+			i++;
+			continue;
+		}
+		if (c->sent && !c->retried) {
+			uint64_t before = hub->next_command_id;
+			int rc = command_retry(hub, i);
+			size_t at = command_index(hub, before + 1);
+			if (rc == 0 || at == SIZE_MAX) {
+				/* still waiting, or finished inside the plugin */
+				i += at == i;
+				continue;
+			}
+			i = at;
+		}
+		command_failed(hub, &hub->commands[i]);
+		command_forget(hub, i);
 	}
 }
 
@@ -610,8 +691,8 @@ static int build_command(const struct device *dev, const cJSON *payload, cJSON *
 	return 0;
 }
 
-static int dispatch(struct hearth_hub *hub, struct device *dev, const cJSON *resolved, char *err,
-		    size_t err_len)
+static int dispatch(struct hearth_hub *hub, struct device *dev, const cJSON *resolved,
+		    const struct rules_origin *origin, char *err, size_t err_len)
 {
 	struct hearth_attr attrs[REGISTRY_ATTRS_MAX];
 	char *scratch[REGISTRY_ATTRS_MAX];
@@ -644,6 +725,18 @@ static int dispatch(struct hearth_hub *hub, struct device *dev, const cJSON *res
 						       .device_id = device_id,
 						       .sent_ms = hub_now_ms(),
 						       .expect = expect};
+	if (plugin_host_retry_safe(dev->owner))
+		hub->commands[slot].sent = cJSON_Duplicate(resolved, 1);
+	if (origin && origin->rule_id) {
+		hub->commands[slot].rule_id = strdup(origin->rule_id);
+		hub->commands[slot].path = strdup(origin->path ? origin->path : "");
+		hub->commands[slot].trace_ms = origin->trace_ms;
+		if (!hub->commands[slot].rule_id || !hub->commands[slot].path) {
+			free(hub->commands[slot].rule_id);
+			free(hub->commands[slot].path);
+			hub->commands[slot].rule_id = hub->commands[slot].path = NULL;
+		}
+	}
 	int rc = plugin_host_command(hub->plugins, dev, id, attrs, n);
 	for (size_t i = 0; i < n; i++)
 		cJSON_free(scratch[i]);
@@ -662,6 +755,12 @@ static int dispatch(struct hearth_hub *hub, struct device *dev, const cJSON *res
 
 int hub_device_set(struct hearth_hub *hub, struct device *dev, const cJSON *payload, char *err,
 		   size_t err_len)
+{
+	return hub_device_set_from(hub, dev, payload, NULL, err, err_len);
+}
+
+int hub_device_set_from(struct hearth_hub *hub, struct device *dev, const cJSON *payload,
+			const struct rules_origin *origin, char *err, size_t err_len)
 {
 	if (!cJSON_IsObject(payload) || !payload->child) {
 		snprintf(err, err_len, "%s: /set needs a JSON object of attributes", dev->name);
@@ -685,7 +784,7 @@ int hub_device_set(struct hearth_hub *hub, struct device *dev, const cJSON *payl
 		return -ENOMEM;
 	int rc = build_command(dev, payload, resolved, err, err_len);
 	if (rc == 0)
-		rc = dispatch(hub, dev, resolved, err, err_len);
+		rc = dispatch(hub, dev, resolved, origin, err, err_len);
 	cJSON_Delete(resolved);
 	return rc;
 }

@@ -23,7 +23,6 @@
 #define HUB_PAYLOAD_MAX (64 * 1024) /* bytes of an incoming JSON payload */
 #define HUB_JSON_DEPTH_MAX 16
 #define HUB_PENDING_COMMANDS_MAX 4096
-#define HUB_COMMAND_TIMEOUT_MS 10000
 
 struct store;
 struct mqtt;
@@ -59,7 +58,7 @@ struct hearth_hub {
 	bool unsaved_devices;	/* some device rows wait for the database */
 	char **unsaved_deletes; /* device ids whose deletion failed */
 	size_t n_unsaved_deletes;
-	struct pending_command *commands; /* outstanding, oldest first */
+	struct pending_command *commands; /* outstanding, in the order sent */
 	size_t n_commands;
 	uint64_t next_command_id;
 
@@ -129,6 +128,11 @@ void hub_plugin_gone(struct hearth_hub *hub, void *owner);
  * Returns 0 or -EINVAL/-EACCES/-ENODEV/-EBUSY with err for the user. */
 int hub_device_set(struct hearth_hub *hub, struct device *dev, const cJSON *payload, char *err,
 		   size_t err_len);
+/* The same for a rule's action (origin non-NULL): a command that is not
+ * confirmed is also told in that firing's trace. */
+struct rules_origin;
+int hub_device_set_from(struct hearth_hub *hub, struct device *dev, const cJSON *payload,
+			const struct rules_origin *origin, char *err, size_t err_len);
 /* Ask the device to report (payload: attribute names as keys). */
 int hub_device_get(struct hearth_hub *hub, struct device *dev, const cJSON *payload, char *err,
 		   size_t err_len);

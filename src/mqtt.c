@@ -1,7 +1,9 @@
 #include "mqtt.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +61,7 @@ struct mqtt {
 	void (*stop_done)(void *user);
 	void *stop_user;
 	unsigned handles_open;
+	int64_t msg_sent_ms; /* of the message being delivered, 0: none */
 };
 
 static const char *src = "mqtt";
@@ -330,13 +333,110 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosqu
 	connection_down(m, rc == 0 ? "disconnected" : mosquitto_strerror(rc));
 }
 
+static int64_t days_from_civil(int64_t y, int mo, int d)
+{
+	y -= mo <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static int rfc3339_parse(const char *s, int64_t *out_ms)
+{
+	int y, mo, d, h, mi, sec, n = 0;
+	if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+	    n != 19)
+		return -EINVAL;
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -EINVAL;
+	const char *p = s + n;
+	int64_t ms = 0;
+	if (*p == '.') {
+		int64_t scale = 100;
+		if (!isdigit((unsigned char)*++p))
+			return -EINVAL;
+		for (; isdigit((unsigned char)*p); p++, scale /= 10)
+			ms += (*p - '0') * scale;
+	}
+	int64_t offset_min = 0;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int oh, om, k = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5 || oh > 23 || om > 59)
+			return -EINVAL;
+		offset_min = (*p == '-' ? -1 : 1) * (oh * 60 + om);
+		p += 6;
+	} else {
+		return -EINVAL;
+	}
+	if (*p)
+		return -EINVAL;
+	int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+	*out_ms = (secs - offset_min * 60) * 1000 + ms;
+	return 0;
+}
+
+int mqtt_timestamp_parse(const char *text, int64_t *out_ms)
+{
+	if (!text || !*text)
+		return -EINVAL;
+	if (strchr(text, '-') && strchr(text, ':'))
+		return rfc3339_parse(text, out_ms);
+	/* digits with at most one '.': no sign, exponent, hex, nan or inf */
+	const char *dot = strchr(text, '.');
+	if (text[strspn(text, "0123456789.")] || (dot && strchr(dot + 1, '.')))
+		return -EINVAL;
+	char *end = NULL;
+	errno = 0;
+	double v = strtod(text, &end);
+	if (errno || end == text || *end || !(v > 0) || v > 1e15)
+		return -EINVAL;
+	size_t digits = strspn(text, "0123456789");
+	*out_ms = digits >= 13 ? (int64_t)v : (int64_t)(v * 1000.0 + 0.5);
+	return 0;
+}
+
+static int64_t stamp_of(const mosquitto_property *props)
+{
+	const mosquitto_property *p = props;
+	bool skip = false;
+	for (;;) {
+		char *name = NULL, *value = NULL;
+		p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value,
+							skip);
+		if (!p)
+			return 0;
+		skip = true;
+		int64_t ms = 0;
+		bool found = name && strcmp(name, "timestamp") == 0;
+		if (found && mqtt_timestamp_parse(value, &ms) != 0)
+			ms = 0;
+		free(name);
+		free(value);
+		if (found)
+			return ms;
+	}
+}
+
 static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
 		       const mosquitto_property *props)
 {
 	(void)mosq;
-	(void)props;
 	struct mqtt *m = obj;
-	m->message_fn(m->user, msg->topic, msg->payload, (size_t)msg->payloadlen, msg->retain);
+	m->msg_sent_ms = props ? stamp_of(props) : 0;
+	/* libmosquitto gives an empty message (a cleared retained one) a NULL
+	 * payload; every reader gets a valid pointer (strndup(NULL, 0) is UB) */
+	const void *payload = msg->payload ? msg->payload : "";
+	m->message_fn(m->user, msg->topic, payload, (size_t)msg->payloadlen, msg->retain);
+	m->msg_sent_ms = 0;
+}
+
+int64_t mqtt_message_sent_ms(const struct mqtt *m)
+{
+	return m ? m->msg_sent_ms : 0;
 }
 
 static char *dup_opt(const char *s)

@@ -68,6 +68,16 @@ int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t 
 		 bool retain);
 
 bool mqtt_is_connected(const struct mqtt *m);
+
+/* Inside a message callback: the time the publisher stamped on the message
+ * with an MQTT 5 user property "timestamp", in ms since the epoch; 0 when
+ * there is none or it is unreadable, and outside a callback. */
+int64_t mqtt_message_sent_ms(const struct mqtt *m);
+
+/* Parse a timestamp: Unix time in seconds ("1795446792", "1795446792.25"),
+ * in milliseconds when 13 digits or more ("1795446792250"), or RFC 3339
+ * ("2026-11-23T15:13:12Z", "2026-11-23T16:13:12.5+01:00"). 0 or -EINVAL. */
+int mqtt_timestamp_parse(const char *text, int64_t *out_ms);
 /* Connections made so far (for tests and health). */
 unsigned mqtt_connect_count(const struct mqtt *m);
 

@@ -940,6 +940,15 @@ int plugin_host_get(struct plugin_host *host, struct device *dev, const char *co
 	return ctx->desc->get(ctx->state, dev->id, attrs, n_attrs);
 }
 
+bool plugin_host_retry_safe(const void *owner)
+{
+	const struct hearth_plugin_ctx *ctx = owner;
+	if (!ctx || !ctx->desc || HEARTH_ABI_VERSION_MINOR(ctx->desc->abi_version) < 1 ||
+	    ctx->desc->struct_size < offsetof(struct hearth_plugin, flags) + sizeof(ctx->desc->flags))
+		return false;
+	return (ctx->desc->flags & HEARTH_PLUGIN_RETRY_SAFE) != 0;
+}
+
 int plugin_host_permit_join(struct plugin_host *host, const char *plugin, unsigned seconds)
 {
 	int accepted = 0;

@@ -62,6 +62,10 @@ int plugin_host_permit_join(struct plugin_host *host, const char *plugin, unsign
 void plugin_host_mqtt_message(struct plugin_host *host, const char *topic, const void *payload,
 			      size_t len, bool retained);
 
+/* True when the plugin behind owner said its commands may be repeated
+ * (ABI 1.1 HEARTH_PLUGIN_RETRY_SAFE). */
+bool plugin_host_retry_safe(const void *owner);
+
 /* Name of the plugin behind an owner handle. */
 const char *plugin_host_owner_name(const void *owner);
 

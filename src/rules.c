@@ -166,6 +166,7 @@ struct rules {
 	int action_depth;
 	bool started;
 	struct rules_stats stats;
+	struct rules_origin acting; /* rule_id NULL outside a set or scene action */
 };
 
 static int64_t now(const struct rules *r)
@@ -496,6 +497,17 @@ static struct cond_ctx cond_ctx_for(struct rules *r, const cJSON *snapshot, cJSO
 
 static int rule_action(struct rules *r, const struct instr *in, char *err, size_t len);
 
+/* Note which action sends commands now; returns what to restore after. */
+static struct rules_origin act_as(struct rules *r, const struct run *run, const struct instr *in)
+{
+	struct rules_origin before = r->acting;
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(run->trace, "time");
+	r->acting = (struct rules_origin){.rule_id = run->rule->id,
+					  .trace_ms = cJSON_IsNumber(t) ? (int64_t)t->valuedouble : 0,
+					  .path = in->path ? in->path : ""};
+	return before;
+}
+
 /* Execute one instruction. Returns 1 to go on, 0 when the run suspended,
  * -1 when it failed (err set). */
 static int exec(struct rules *r, struct run *run, const struct instr *in, char *err, size_t len)
@@ -503,15 +515,20 @@ static int exec(struct rules *r, struct run *run, const struct instr *in, char *
 	int rc = 0;
 	struct cond_ctx ctx;
 	cJSON *state;
+	struct rules_origin acting;
 	switch (in->op) {
 	case OP_SET:
 		if (!(state = resolve_state(in, run->snapshot, err, len)))
 			return -1;
+		acting = act_as(r, run, in);
 		rc = r->host.set(r->host.user, in->device, state, err, len);
+		r->acting = acting;
 		cJSON_Delete(state);
 		break;
 	case OP_SCENE:
+		acting = act_as(r, run, in);
 		rc = r->host.scene(r->host.user, in->scene, err, len);
+		r->acting = acting;
 		break;
 	case OP_PUBLISH:
 		rc = r->host.publish(r->host.user, in->topic, in->payload, in->retain);
@@ -1587,6 +1604,61 @@ void rules_set_fired(struct rules *r, const char *id, uint64_t count, int64_t la
 		rule->fired_count = count;
 		rule->last_fired_ms = last_ms;
 	}
+}
+
+const struct rules_origin *rules_acting(const struct rules *r)
+{
+	return r && r->acting.rule_id ? &r->acting : NULL;
+}
+
+static bool trace_at(const cJSON *trace, int64_t ms)
+{
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(trace, "time");
+	return cJSON_IsNumber(t) && (int64_t)t->valuedouble == ms;
+}
+
+const cJSON *rules_trace_amend(struct rules *r, const struct rules_origin *origin,
+			       const char *error)
+{
+	struct rule *rule = origin && origin->rule_id ? map_get(&r->by_id, origin->rule_id) : NULL;
+	if (!rule)
+		return NULL;
+	cJSON *trace = NULL, *t;
+	for (struct run *run = rule->runs; run && !trace; run = run->next)
+		if (run->trace && trace_at(run->trace, origin->trace_ms))
+			trace = run->trace;
+	cJSON_ArrayForEach(t, rule->traces)
+	{
+		if (!trace && trace_at(t, origin->trace_ms))
+			trace = t;
+	}
+	if (!trace)
+		return NULL;
+	cJSON *a;
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(trace, "actions"))
+	{
+		const cJSON *path = cJSON_GetObjectItemCaseSensitive(a, "path");
+		if (!cJSON_IsString(path) || strcmp(path->valuestring, origin->path) != 0)
+			continue;
+		cJSON *res = cJSON_CreateString("unconfirmed");
+		if (res)
+			cJSON_ReplaceItemInObjectCaseSensitive(a, "result", res);
+		/* one action may send several commands (a scene): every error stays */
+		cJSON *old = cJSON_GetObjectItemCaseSensitive(a, "error");
+		if (cJSON_IsString(old)) {
+			size_t n = strlen(old->valuestring) + strlen(error) + 3;
+			char *both = malloc(n);
+			if (both) {
+				snprintf(both, n, "%s; %s", old->valuestring, error);
+				cJSON_ReplaceItemInObjectCaseSensitive(a, "error", cJSON_CreateString(both));
+				free(both);
+			}
+		} else {
+			cJSON_AddStringToObject(a, "error", error);
+		}
+		return trace;
+	}
+	return NULL;
 }
 
 void rules_trace_restore(struct rules *r, const char *id, const cJSON *trace)

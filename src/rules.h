@@ -106,6 +106,20 @@ cJSON *rules_traces(const struct rules *rules, const char *id);
 void rules_set_fired(struct rules *rules, const char *id, uint64_t count, int64_t last_ms);
 /* A trace restored from the store (appended oldest first). */
 void rules_trace_restore(struct rules *rules, const char *id, const cJSON *trace);
+
+/* Where a command comes from while a rule's set or scene action runs. */
+struct rules_origin {
+	const char *rule_id; /* NULL: not from a rule */
+	int64_t trace_ms;    /* the "time" of the firing's trace */
+	const char *path;    /* the action, e.g. "actions[2]" */
+};
+/* The action executing now (inside host->set or host->scene), or NULL. */
+const struct rules_origin *rules_acting(const struct rules *rules);
+/* A command that action sent was not confirmed: its entry in the trace
+ * (kept or still running) becomes "unconfirmed" with error. Returns the
+ * amended trace (borrowed) or NULL when it is no longer kept. */
+const cJSON *rules_trace_amend(struct rules *rules, const struct rules_origin *origin,
+			       const char *error);
 /* Rebind every rule from device old_id to new_id. Returns rules changed. */
 int rules_replace_device(struct rules *rules, const char *old_id, const char *new_id);
 /* Devices a rule reads (triggers, conditions) and writes (set actions), as

@@ -99,6 +99,7 @@ enum stmt_id {
 	S_TIMER_DELETE_RULE,
 	S_TIMER_LOAD,
 	S_TRACE_ADD,
+	S_TRACE_UPDATE,
 	S_TRACE_TRIM,
 	S_TRACE_DELETE_RULE,
 	S_TRACE_LOAD,
@@ -150,6 +151,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_TIMER_DELETE_RULE] = "DELETE FROM rule_timers WHERE rule_id = ?1",
 	[S_TIMER_LOAD] = "SELECT key, rule_id, record FROM rule_timers",
 	[S_TRACE_ADD] = "INSERT INTO rule_traces(rule_id, ts_ms, trace) VALUES(?2, ?4, ?3)",
+	[S_TRACE_UPDATE] = "UPDATE rule_traces SET trace = ?3 WHERE rule_id = ?2 AND ts_ms = ?4",
 	[S_TRACE_TRIM] = "DELETE FROM rule_traces WHERE rule_id = ?1 AND id NOT IN"
 			 " (SELECT id FROM rule_traces WHERE rule_id = ?1 ORDER BY id DESC LIMIT ?2)",
 	[S_TRACE_DELETE_RULE] = "DELETE FROM rule_traces WHERE rule_id = ?1",
@@ -158,7 +160,7 @@ static const char *const stmt_sql[S_COUNT] = {
 			   " WHERE type = 'rule_fired' GROUP BY 1",
 };
 
-enum entry_kind { ENTRY_STATE, ENTRY_EVENT, ENTRY_TRACE };
+enum entry_kind { ENTRY_STATE, ENTRY_EVENT, ENTRY_TRACE, ENTRY_TRACE_UPDATE };
 
 /* One queued state update or event; its strings live in text[]. */
 struct entry {
@@ -497,6 +499,16 @@ static int write_trace(struct store *s, const struct entry *e, uint64_t *written
 	return run(s, S_TRACE_TRIM, "trim traces");
 }
 
+/* A trace written before, amended (found by rule and time; gone: nothing). */
+static int update_trace(struct store *s, const struct entry *e, uint64_t *written)
+{
+	bind_entry(s->stmt[S_TRACE_UPDATE], e);
+	int rc = run(s, S_TRACE_UPDATE, "update trace");
+	if (!rc)
+		(*written)++;
+	return rc;
+}
+
 static int write_queue(struct store *s, bool keep_history, uint64_t *written)
 {
 	for (struct entry *e = s->head; e; e = e->next) {
@@ -505,6 +517,8 @@ static int write_queue(struct store *s, bool keep_history, uint64_t *written)
 			rc = write_state(s, e, keep_history, written);
 		else if (e->kind == ENTRY_TRACE)
 			rc = write_trace(s, e, written);
+		else if (e->kind == ENTRY_TRACE_UPDATE)
+			rc = update_trace(s, e, written);
 		else if (keep_history)
 			rc = write_event(s, e, written);
 		if (rc)
@@ -1174,6 +1188,22 @@ int store_trace_queue(struct store *store, const char *rule_id, const cJSON *tra
 	if (!json)
 		return -ENOMEM;
 	struct entry *e = entry_new(ENTRY_TRACE, ts_ms, NULL, rule_id, json);
+	cJSON_free(json);
+	if (!e)
+		return -ENOMEM;
+	enqueue(store, e);
+	return 0;
+}
+
+int store_trace_update(struct store *store, const char *rule_id, const cJSON *trace,
+		       int64_t ts_ms)
+{
+	if (!name_ok(rule_id) || !trace)
+		return -EINVAL;
+	char *json = cJSON_PrintUnformatted(trace);
+	if (!json)
+		return -ENOMEM;
+	struct entry *e = entry_new(ENTRY_TRACE_UPDATE, ts_ms, NULL, rule_id, json);
 	cJSON_free(json);
 	if (!e)
 		return -ENOMEM;

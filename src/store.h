@@ -114,6 +114,10 @@ int store_timer_load(struct store *store, store_timer_fn fn, void *user);
 /* Queue a rule trace (batched like state; the newest STORE_TRACES_KEPT per
  * rule stay). */
 int store_trace_queue(struct store *store, const char *rule_id, const cJSON *trace, int64_t ts_ms);
+/* Queue a new text for the trace stored under rule_id and ts_ms (the
+ * trace's own time); nothing happens when it is no longer kept. */
+int store_trace_update(struct store *store, const char *rule_id, const cJSON *trace,
+		       int64_t ts_ms);
 /* Every stored trace, oldest first. */
 typedef void (*store_trace_fn)(void *user, const char *rule_id, const cJSON *trace);
 int store_trace_load(struct store *store, store_trace_fn fn, void *user);

@@ -20,6 +20,9 @@
  *
  * ABI version history:
  *   1.0  first version.
+ *   1.1  struct hearth_plugin gains flags (HEARTH_PLUGIN_RETRY_SAFE). A 1.0
+ *        plugin loads unchanged; the host reads flags only from plugins that
+ *        say 1.1 and are built with the member.
  */
 #ifndef HEARTH_PLUGIN_H
 #define HEARTH_PLUGIN_H
@@ -34,7 +37,7 @@ extern "C" {
 
 /* ABI version: major changes break plugins, minor changes only add. */
 #define HEARTH_ABI_MAJOR 1
-#define HEARTH_ABI_MINOR 0
+#define HEARTH_ABI_MINOR 1
 #define HEARTH_ABI_VERSION(major, minor) ((uint32_t)(((major) << 16) | (minor)))
 #define HEARTH_ABI_VERSION_MAJOR(v) ((uint32_t)(v) >> 16)
 #define HEARTH_ABI_VERSION_MINOR(v) ((uint32_t)(v)&0xffffu)
@@ -353,7 +356,17 @@ struct hearth_plugin {
 
 	/* Ask a device to report attrs (n_attrs 0: everything). Optional. */
 	int (*get)(void *state, const char *device_id, const char *const *attrs, size_t n_attrs);
+
+	/* ABI 1.1: HEARTH_PLUGIN_* bits, 0 for none. */
+	uint32_t flags;
 };
+
+/* Sending one command twice does no harm: the host sends a command whose
+ * device did not confirm it within [mqtt] command_timeout_ms once more
+ * before it reports it failed. Commands reach plugins with absolute values
+ * only ("TOGGLE" is already resolved to "ON" or "OFF"), so a plugin whose
+ * commands set values, and do not step or queue them, says so. */
+#define HEARTH_PLUGIN_RETRY_SAFE (1u << 0)
 
 /*
  * The plugin's single exported symbol. host_versions lists the ABI versions

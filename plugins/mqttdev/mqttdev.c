@@ -1134,7 +1134,7 @@ static const struct hearth_option mqttdev_options[] = {
 
 static const struct hearth_plugin mqttdev_plugin = {
 	.struct_size = sizeof(struct hearth_plugin),
-	.abi_version = HEARTH_ABI_VERSION(1, 0),
+	.abi_version = HEARTH_ABI_VERSION(1, 1),
 	.name = "mqttdev",
 	.version = MQTTDEV_VERSION,
 	.description = "Devices that speak MQTT: Tasmota, Shelly Gen2+ and generic JSON devices",
@@ -1144,6 +1144,7 @@ static const struct hearth_plugin mqttdev_plugin = {
 	.stop = mqttdev_stop,
 	.command = mqttdev_command,
 	.get = mqttdev_get,
+	.flags = HEARTH_PLUGIN_RETRY_SAFE,
 };
 
 HEARTH_PLUGIN_EXPORT const struct hearth_plugin *hearth_plugin_entry(const uint32_t *host_versions,

@@ -443,27 +443,32 @@ static const struct hearth_option virtual_options[] = {
 	{NULL, NULL, NULL},
 };
 
-static const struct hearth_plugin virtual_plugin = {
-	.struct_size = sizeof(struct hearth_plugin),
-	.abi_version = HEARTH_ABI_VERSION(1, 0),
-	.name = "virtual",
-	.version = VIRTUAL_VERSION,
-	.description = "Simulated lights, plugs and sensors for demos and tests",
-	.options = virtual_options,
-	.init = virtual_init,
-	.restore = virtual_restore,
-	.start = virtual_start,
-	.stop = virtual_stop,
-	.command = virtual_command,
-	.permit_join = virtual_permit_join,
-	.get = virtual_get,
-};
+/* One descriptor per ABI minor it speaks: a 1.0 host gets one without the
+ * 1.1 flags (it would refuse a descriptor that says 1.1). */
+#define VIRTUAL_DESCRIPTOR(minor, plugin_flags)                                                  \
+	{                                                                                        \
+		.struct_size = sizeof(struct hearth_plugin),                                     \
+		.abi_version = HEARTH_ABI_VERSION(1, minor), .name = "virtual",                  \
+		.version = VIRTUAL_VERSION,                                                      \
+		.description = "Simulated lights, plugs and sensors for demos and tests",        \
+		.options = virtual_options, .init = virtual_init, .restore = virtual_restore,    \
+		.start = virtual_start, .stop = virtual_stop, .command = virtual_command,        \
+		.permit_join = virtual_permit_join, .get = virtual_get, .flags = plugin_flags,   \
+	}
+
+static const struct hearth_plugin virtual_plugin = VIRTUAL_DESCRIPTOR(1, HEARTH_PLUGIN_RETRY_SAFE);
+static const struct hearth_plugin virtual_plugin_1_0 = VIRTUAL_DESCRIPTOR(0, 0);
 
 HEARTH_PLUGIN_EXPORT const struct hearth_plugin *hearth_plugin_entry(const uint32_t *host_versions,
 								    size_t n_versions)
 {
-	for (size_t i = 0; host_versions && i < n_versions; i++)
-		if (HEARTH_ABI_VERSION_MAJOR(host_versions[i]) == HEARTH_ABI_MAJOR)
+	const struct hearth_plugin *best = NULL;
+	for (size_t i = 0; host_versions && i < n_versions; i++) {
+		if (HEARTH_ABI_VERSION_MAJOR(host_versions[i]) != 1)
+			continue;
+		if (HEARTH_ABI_VERSION_MINOR(host_versions[i]) >= 1)
 			return &virtual_plugin;
-	return NULL;
+		best = &virtual_plugin_1_0;
+	}
+	return best;
 }

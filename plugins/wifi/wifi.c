@@ -392,7 +392,7 @@ static const struct hearth_option wifi_options[] = {
 
 static const struct hearth_plugin wifi_plugin = {
 	.struct_size = sizeof(struct hearth_plugin),
-	.abi_version = HEARTH_ABI_VERSION(1, 0),
+	.abi_version = HEARTH_ABI_VERSION(1, 1),
 	.name = WIFI_PLUGIN_NAME,
 	.version = WIFI_VERSION,
 	.description = "Xiaomi miIO devices and Yeelight bulbs on the LAN, without the cloud",
@@ -403,6 +403,7 @@ static const struct hearth_plugin wifi_plugin = {
 	.command = wifi_command,
 	.permit_join = wifi_permit_join,
 	.get = wifi_get,
+	.flags = HEARTH_PLUGIN_RETRY_SAFE,
 };
 
 HEARTH_PLUGIN_EXPORT const struct hearth_plugin *hearth_plugin_entry(const uint32_t *host_versions,

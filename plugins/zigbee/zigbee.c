@@ -1122,7 +1122,7 @@ static const struct hearth_option zigbee_options[] = {
 
 static const struct hearth_plugin zigbee_plugin = {
 	.struct_size = sizeof(struct hearth_plugin),
-	.abi_version = HEARTH_ABI_VERSION(1, 0),
+	.abi_version = HEARTH_ABI_VERSION(1, 1),
 	.name = "zigbee",
 	.version = ZIGBEE_VERSION,
 	.description = "Zigbee devices through zigbee2mqtt on the same broker",
@@ -1134,6 +1134,7 @@ static const struct hearth_plugin zigbee_plugin = {
 	.command = zigbee_command,
 	.permit_join = zigbee_permit_join,
 	.get = zigbee_get,
+	.flags = HEARTH_PLUGIN_RETRY_SAFE,
 };
 
 HEARTH_PLUGIN_EXPORT const struct hearth_plugin *hearth_plugin_entry(const uint32_t *host_versions,

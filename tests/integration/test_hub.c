@@ -107,7 +107,7 @@ static void test_devices_published(void **state)
 	cJSON *info = retained_json(e, "hearth/bridge/info");
 	assert_non_null(info);
 	assert_int_equal((int)num(info, "devices"), 7);
-	assert_string_equal(str(info, "abi"), "1.0");
+	assert_string_equal(str(info, "abi"), "1.1");
 	cJSON_Delete(info);
 
 	char *avail = client_retained(e->broker.port, "hearth/virtual/light-1/availability", 500);

@@ -3,6 +3,8 @@
  * session, so QoS 1 commands queued at the broker are executed when it comes
  * back — unless the publisher gave them an MQTT 5 message expiry that ran
  * out meanwhile: the broker drops those, and no stale command is replayed.
+ * A command its publisher stamped (user property "timestamp") longer ago
+ * than [mqtt] command_max_age_s is dropped by hearthd with a log line.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mosquitto.h>
@@ -22,7 +25,8 @@
 
 #include "harness.h"
 
-static void publish_v5(int port, const char *topic, const char *payload, uint32_t expiry_s)
+static void publish_v5(int port, const char *topic, const char *payload, uint32_t expiry_s,
+		       const char *stamp)
 {
 	struct mosquitto *m = mosquitto_new(NULL, true, NULL);
 	assert_non_null(m);
@@ -31,6 +35,8 @@ static void publish_v5(int port, const char *topic, const char *payload, uint32_
 	mosquitto_property *props = NULL;
 	if (expiry_s)
 		mosquitto_property_add_int32(&props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, expiry_s);
+	if (stamp)
+		mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "timestamp", stamp);
 	int mid = 0;
 	assert_int_equal(mosquitto_publish_v5(m, &mid, topic, (int)strlen(payload), payload, 1, false,
 					      props),
@@ -47,13 +53,21 @@ static void test_queued_while_down(void **state)
 	(void)state;
 	struct broker broker;
 	struct hearthd hub;
+	char stamp[32];
 	assert_int_equal(broker_start(&broker), 0);
-	assert_int_equal(hearthd_start(&hub, broker.port, "[plugin.virtual]\ninterval_ms = 0\n"), 0);
+	assert_int_equal(hearthd_start_full(&hub, broker.port, "command_max_age_s = 2\n", "virtual",
+					    "[plugin.virtual]\ninterval_ms = 0\n"),
+			 0);
 	assert_int_equal(hearthd_signal_wait(&hub, SIGTERM, 3000), 0);
 
-	/* down: one command that may wait, one that must not wait 3 s */
-	publish_v5(broker.port, "hearth/virtual/light-1/set", "{\"brightness\":61,\"transition\":0}", 0);
-	publish_v5(broker.port, "hearth/virtual/light-2/set", "{\"brightness\":62,\"transition\":0}", 2);
+	/* down: one command that may wait, one that must not wait 3 s by its
+	 * expiry, one stamped now that is too old 3 s later */
+	snprintf(stamp, sizeof(stamp), "%lld", (long long)time(NULL));
+	publish_v5(broker.port, "hearth/virtual/light-1/set", "{\"brightness\":61,\"transition\":0}", 0,
+		   NULL);
+	publish_v5(broker.port, "hearth/virtual/light-2/set", "{\"brightness\":62,\"transition\":0}", 2,
+		   NULL);
+	publish_v5(broker.port, "hearth/virtual/light-1/set", "{\"color_temp\":222}", 0, stamp);
 	sleep(3);
 
 	struct client *c = client_new(broker.port);
@@ -68,6 +82,27 @@ static void test_queued_while_down(void **state)
 	client_pump(c, 1000);
 	p = client_wait(c, "hearth/virtual/light-2", "\"brightness\":62", 0);
 	assert_null(p);
+	p = client_wait(c, "hearth/virtual/light-1", "\"color_temp\":222", 0);
+	assert_null(p);
+	assert_true(hearthd_log_contains(&hub, "longer than [mqtt] command_max_age_s = 2: dropped"));
+
+	/* stamped now (RFC 3339, and milliseconds): carried out */
+	time_t now = time(NULL);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+	publish_v5(broker.port, "hearth/virtual/light-1/set", "{\"color_temp\":333}", 0, stamp);
+	p = client_wait(c, "hearth/virtual/light-1", "\"color_temp\":333", 5000);
+	assert_non_null(p);
+	free(p);
+	snprintf(stamp, sizeof(stamp), "%lld000", (long long)time(NULL));
+	publish_v5(broker.port, "hearth/virtual/light-1/set", "{\"color_temp\":344}", 0, stamp);
+	p = client_wait(c, "hearth/virtual/light-1", "\"color_temp\":344", 5000);
+	assert_non_null(p);
+	free(p);
+	/* an unreadable stamp is no stamp */
+	publish_v5(broker.port, "hearth/virtual/light-1/set", "{\"color_temp\":355}", 0, "soon");
+	p = client_wait(c, "hearth/virtual/light-1", "\"color_temp\":355", 5000);
+	assert_non_null(p);
+	free(p);
 	client_free(c);
 	assert_int_equal(hearthd_cleanup(&hub), 0);
 	broker_stop(&broker);

@@ -617,7 +617,7 @@ static void test_known_keys(void **state)
 		config_free(c);
 	}
 	/* every field of struct hearth_config but location.set has a key */
-	assert_int_equal(n, 32);
+	assert_int_equal(n, 34);
 	assert_string_equal(config_known_keys[0], "mqtt.host");
 }
 

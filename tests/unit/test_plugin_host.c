@@ -505,7 +505,8 @@ static bool no_commands_pending(const struct t *t, const void *arg)
 }
 
 /* The one plugin in plugin_host_to_json, checked field by field. */
-static void check_json(struct t *t, const char *name, const char *version, const char *phase)
+static void check_json(struct t *t, const char *name, const char *version, int abi_minor,
+		       const char *phase)
 {
 	cJSON *a = plugin_host_to_json(t->hub->plugins);
 	assert_non_null(a);
@@ -513,7 +514,9 @@ static void check_json(struct t *t, const char *name, const char *version, const
 	const cJSON *o = cJSON_GetArrayItem(a, 0);
 	assert_string_equal(cJSON_GetObjectItem(o, "name")->valuestring, name);
 	assert_string_equal(cJSON_GetObjectItem(o, "version")->valuestring, version);
-	assert_string_equal(cJSON_GetObjectItem(o, "abi")->valuestring, "1.0");
+	char abi[16];
+	snprintf(abi, sizeof(abi), "%d.%d", HEARTH_ABI_MAJOR, abi_minor);
+	assert_string_equal(cJSON_GetObjectItem(o, "abi")->valuestring, abi);
 	assert_string_equal(cJSON_GetObjectItem(o, "state")->valuestring, phase);
 	cJSON_Delete(a);
 }
@@ -530,6 +533,9 @@ static void check_devices(struct t *t)
 	assert_non_null(lamp->owner);
 	assert_ptr_equal(lamp->owner, sensor->owner);
 	assert_string_equal(plugin_host_owner_name(lamp->owner), "fx_good");
+	/* ABI 1.1 flags: fx_good says a repeated command does no harm */
+	assert_true(plugin_host_retry_safe(lamp->owner));
+	assert_false(plugin_host_retry_safe(NULL));
 	assert_string_equal(lamp->plugin, "fx_good");
 	assert_string_equal(lamp->name, "fx/lamp");
 	assert_string_equal(lamp->model, "FX-L1");
@@ -593,13 +599,13 @@ static void test_good_plugin(void **state)
 	assert_int_equal(install_load(t, "fx_good"), 0);
 	assert_true(logged(t, "loaded 'fx_good' 1.2.3"));
 	assert_int_equal(plugin_host_count(t->hub->plugins), 1);
-	check_json(t, "fx_good", "1.2.3", "ready");
+	check_json(t, "fx_good", "1.2.3", HEARTH_ABI_MINOR, "ready");
 	check_devices(t);
 	/* until start, nothing is sent to the plugin */
 	assert_int_equal(device_set(t, LAMP, "{\"state\":\"ON\"}", err, sizeof(err)), -ENODEV);
 
 	start_all(t);
-	check_json(t, "fx_good", "1.2.3", "running");
+	check_json(t, "fx_good", "1.2.3", HEARTH_ABI_MINOR, "running");
 	check_loop_services(t);
 	check_commands(t);
 
@@ -689,7 +695,7 @@ static void test_duplicate(void **state)
 	assert_int_equal(registry_count(t->hub->registry), 2);
 	/* the first one is untouched and works */
 	start_all(t);
-	check_json(t, "fx_good", "1.2.3", "running");
+	check_json(t, "fx_good", "1.2.3", HEARTH_ABI_MINOR, "running");
 	assert_int_equal(device_set(t, LAMP, "{\"state\":\"ON\"}", err, sizeof(err)), 0);
 	assert_true(wait_text(t, LAMP, "last_command", "state=ON", 2000));
 	assert_true(run_until(t, 2000, no_commands_pending, NULL));
@@ -765,6 +771,8 @@ static void test_options_known_key(void **state)
 	hub_up(t, "[plugin.fx_options]\ninterval = 250\n");
 	assert_int_equal(install_load(t, "fx_options"), 0);
 	assert_string_equal(text(t, "fx_options:dev", "interval"), "250");
+	/* an ABI 1.0 plugin has no flags: its commands are never repeated */
+	assert_false(plugin_host_retry_safe(registry_by_id(t->hub->registry, "fx_options:dev")->owner));
 	finish(t);
 }
 
@@ -844,7 +852,7 @@ static void test_slow_callback(void **state)
 	assert_int_equal(parsed, 1);
 	assert_true(ms >= 100 && ms < 2000);
 	assert_int_equal(logged_count(t, "blocked the loop"), 1);
-	check_json(t, "fx_slow", "0.0.1", "running");
+	check_json(t, "fx_slow", "0.0.1", 0, "running");
 	finish(t);
 }
 

@@ -574,11 +574,21 @@ static void test_entry_versions(void **unused)
 	assert_null(entry(only2, 1));
 	assert_null(entry(both, 0));
 	assert_null(entry(NULL, 0));
-	const struct hearth_plugin *p = entry(both, 2);
+	/* a 1.0 host gets a 1.0 descriptor, without the 1.1 flags */
+	const struct hearth_plugin *old = entry(both, 2);
+	assert_non_null(old);
+	assert_int_equal(old->abi_version, HEARTH_ABI_VERSION(1, 0));
+	assert_int_equal(old->flags, 0);
+	assert_true(old->init == entry(newer_minor, 1)->init);
+	/* a 1.1 host (or newer minor) gets the 1.1 one: its commands may repeat */
+	const uint32_t current[] = {HEARTH_ABI_VERSION(2, 0), HEARTH_ABI_VERSION(1, 1),
+				    HEARTH_ABI_VERSION(1, 0)};
+	const struct hearth_plugin *p = entry(current, 3);
 	assert_non_null(p);
 	assert_ptr_equal(entry(newer_minor, 1), p);
 	assert_int_equal(p->struct_size, sizeof(struct hearth_plugin));
-	assert_int_equal(p->abi_version, HEARTH_ABI_VERSION(1, 0));
+	assert_int_equal(p->abi_version, HEARTH_ABI_VERSION(1, 1));
+	assert_int_equal(p->flags, HEARTH_PLUGIN_RETRY_SAFE);
 	assert_string_equal(p->name, "virtual");
 	assert_non_null(p->version);
 	assert_non_null(p->description);
