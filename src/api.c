@@ -364,6 +364,17 @@ void api_set_error(struct hearth_hub *hub, const char *device_name, const char *
 	respond(hub, "device/set", NULL, error, data);
 }
 
+void api_set_answer(struct hearth_hub *hub, const char *device_name, const cJSON *transaction,
+		    const char *error, const cJSON *state)
+{
+	cJSON *data = cJSON_CreateObject();
+	if (data && device_name)
+		cJSON_AddStringToObject(data, "device", device_name);
+	if (data && state && !error)
+		cJSON_AddItemToObject(data, "state", cJSON_Duplicate(state, 1));
+	respond(hub, "device/set", transaction, error, data);
+}
+
 /* -- device topics ---------------------------------------------------------------- */
 
 /* A raw payload of <name>/set/<attr>: JSON if it parses as a scalar or
@@ -471,6 +482,24 @@ static struct device *req_device(struct hearth_hub *hub, const cJSON *req, const
 	if (!dev)
 		set_err(err, err_len, "no device is named '%.128s'", name);
 	return dev;
+}
+
+/* device/set: the answer comes once the device has confirmed the command
+ * or it has failed, so a publisher knows of every command how it ended. */
+static int req_set(struct hearth_hub *hub, const cJSON *req, const cJSON *transaction, char *err,
+		   size_t err_len)
+{
+	struct device *dev = req_device(hub, req, "id", err, err_len);
+	if (!dev)
+		return -EINVAL;
+	const cJSON *state = cJSON_GetObjectItemCaseSensitive(req, "state");
+	if (!cJSON_IsObject(state)) {
+		set_err(err, err_len, "'state' is missing or not an object of attributes");
+		return -EINVAL;
+	}
+	if (stale_command(hub, err, err_len))
+		return -ETIME;
+	return hub_device_set_answered(hub, dev, state, transaction, err, err_len);
 }
 
 static int req_rename(struct hearth_hub *hub, const cJSON *req, cJSON *data, char *err,
@@ -738,6 +767,14 @@ static void request_message(struct hearth_hub *hub, const char *topic, const cha
 		goto out;
 	}
 	transaction = cJSON_GetObjectItemCaseSensitive(req, "transaction");
+	if (strcmp(path, "device/set") == 0) {
+		if ((rc = req_set(hub, req, transaction, err, sizeof(err))))
+			goto out;
+		/* answered when the command ends (maybe already) */
+		cJSON_Delete(data);
+		cJSON_Delete(req);
+		return;
+	}
 	if (!fn && hub->automation) {
 		rc = automation_request(hub->automation, path, req, data, err, sizeof(err));
 		if (rc != -ENOENT || err[0])

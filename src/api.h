@@ -66,6 +66,10 @@ void api_publish_bridge(struct hearth_hub *hub, const char *sub, const cJSON *js
 void api_clear_device(struct hearth_hub *hub, const char *name);
 /* Error for a /set or /get on bridge/response/device/set. */
 void api_set_error(struct hearth_hub *hub, const char *device_name, const char *error);
+/* The answer to a device/set request: ok (error NULL) with the state the
+ * device confirmed, or the error; transaction may be NULL. */
+void api_set_answer(struct hearth_hub *hub, const char *device_name, const cJSON *transaction,
+		    const char *error, const cJSON *state);
 /* Publish a log line on bridge/logging. */
 void api_publish_log(struct hearth_hub *hub, const char *level, const char *source,
 		     const char *message);

@@ -43,10 +43,13 @@ struct pending_command {
 	bool accepted; /* the plugin called command_done with success */
 	bool retried;  /* sent a second time already */
 	cJSON *expect; /* attributes the device must still report */
-	cJSON *sent;   /* what was sent, for the one retry; NULL: not retry-safe */
+	cJSON *sent;   /* what was sent, for a retry or an answer */
+	bool retry_safe; /* its plugin says sending it twice does no harm */
 	char *rule_id; /* the rule whose action sent it, or NULL */
 	char *path;    /* that action */
 	int64_t trace_ms;
+	bool answer;	     /* a device/set request waits for how it ended */
+	cJSON *transaction; /* that request's, or NULL */
 };
 
 static void confirm_commands(struct hearth_hub *hub, const struct device *dev);
@@ -449,10 +452,25 @@ static void command_forget(struct hearth_hub *hub, size_t i)
 	free(hub->commands[i].rule_id);
 	free(hub->commands[i].path);
 	cJSON_Delete(hub->commands[i].sent);
+	cJSON_Delete(hub->commands[i].transaction);
 	cJSON_Delete(hub->commands[i].expect);
 	memmove(&hub->commands[i], &hub->commands[i + 1],
 		(hub->n_commands - i - 1) * sizeof(hub->commands[0]));
 	hub->n_commands--;
+}
+
+/* The command ended: confirmed (error NULL) or failed. A plain /set hears
+ * only of failures; a device/set request gets its answer either way. */
+static void command_end(struct hearth_hub *hub, size_t i, const char *error)
+{
+	const struct pending_command *c = &hub->commands[i];
+	struct device *dev = registry_by_id(hub->registry, c->device_id);
+	const char *name = dev ? dev->name : c->device_id;
+	if (c->answer)
+		api_set_answer(hub, name, c->transaction, error, c->sent);
+	else if (error)
+		api_set_error(hub, name, error);
+	command_forget(hub, i);
 }
 
 /* A reported value confirms a requested one when equal; numbers within 1%
@@ -490,7 +508,7 @@ static void confirm_commands(struct hearth_hub *hub, const struct device *dev)
 	for (size_t i = hub->n_commands; i-- > 0;) {
 		struct pending_command *c = &hub->commands[i];
 		if (strcmp(c->device_id, dev->id) == 0 && seen_in_state(c, dev) && c->accepted)
-			command_forget(hub, i);
+			command_end(hub, i, NULL);
 	}
 }
 
@@ -508,23 +526,23 @@ void hub_command_done(struct hearth_hub *hub, void *owner, uint64_t command_id, 
 				 dev ? dev->name : c->device_id,
 				 error ? error : strerror(status < 0 ? -status : status));
 			log_warning(plugin_host_owner_name(owner), "%s", msg);
-			api_set_error(hub, dev ? dev->name : c->device_id, msg);
-			command_forget(hub, i);
+			command_end(hub, i, msg);
 			return;
 		}
 		/* the state may show it already (also when nothing had to change) */
 		c->accepted = true;
 		struct device *dev = registry_by_id(hub->registry, c->device_id);
 		if (!dev || seen_in_state(c, dev))
-			command_forget(hub, i);
+			command_end(hub, i, dev ? NULL : "the device is gone");
 		return;
 	}
 	log_debug(plugin_host_owner_name(owner), "command %llu finished twice or unknown",
 		  (unsigned long long)command_id);
 }
 
-static void command_failed(struct hearth_hub *hub, const struct pending_command *c)
+static void command_failed(struct hearth_hub *hub, size_t i)
 {
+	const struct pending_command *c = &hub->commands[i];
 	struct device *dev = registry_by_id(hub->registry, c->device_id);
 	const char *name = dev ? dev->name : c->device_id;
 	double timeout_s = hub->config->mqtt.command_timeout_ms / 1000.0;
@@ -538,7 +556,6 @@ static void command_failed(struct hearth_hub *hub, const struct pending_command 
 		snprintf(msg, sizeof(msg), "%s: no confirmation from the device within %g s%s",
 			 name, timeout_s, twice);
 	log_warning(src, "%s", msg);
-	api_set_error(hub, name, msg);
 	cJSON *data = cJSON_CreateObject();
 	if (data) {
 		cJSON_AddStringToObject(data, "id", c->device_id);
@@ -556,6 +573,7 @@ static void command_failed(struct hearth_hub *hub, const struct pending_command 
 		struct rules_origin origin = {c->rule_id, c->trace_ms, c->path};
 		automation_command_failed(hub->automation, &origin, msg);
 	}
+	command_end(hub, i, msg);
 }
 
 /* Send a command that went unconfirmed once more, under a new id. 0, or
@@ -613,7 +631,7 @@ static void on_command_timer(uv_timer_t *t)
 			i++;
 			continue;
 		}
-		if (c->sent && !c->retried) {
+		if (c->retry_safe && c->sent && !c->retried) {
 			uint64_t before = hub->next_command_id;
 			int rc = command_retry(hub, i);
 			size_t at = command_index(hub, before + 1);
@@ -624,8 +642,7 @@ static void on_command_timer(uv_timer_t *t)
 			}
 			i = at;
 		}
-		command_failed(hub, &hub->commands[i]);
-		command_forget(hub, i);
+		command_failed(hub, i);
 	}
 }
 
@@ -641,7 +658,7 @@ void hub_plugin_gone(struct hearth_hub *hub, void *owner)
 	}
 	for (size_t i = hub->n_commands; i-- > 0;)
 		if (hub->commands[i].owner == owner)
-			command_forget(hub, i);
+			command_end(hub, i, "its plugin stopped before the device confirmed it");
 }
 
 /* -- from the API ------------------------------------------------------------------- */
@@ -692,7 +709,8 @@ static int build_command(const struct device *dev, const cJSON *payload, cJSON *
 }
 
 static int dispatch(struct hearth_hub *hub, struct device *dev, const cJSON *resolved,
-		    const struct rules_origin *origin, char *err, size_t err_len)
+		    const struct rules_origin *origin, const cJSON *answer_to, char *err,
+		    size_t err_len)
 {
 	struct hearth_attr attrs[REGISTRY_ATTRS_MAX];
 	char *scratch[REGISTRY_ATTRS_MAX];
@@ -725,8 +743,14 @@ static int dispatch(struct hearth_hub *hub, struct device *dev, const cJSON *res
 						       .device_id = device_id,
 						       .sent_ms = hub_now_ms(),
 						       .expect = expect};
-	if (plugin_host_retry_safe(dev->owner))
+	hub->commands[slot].retry_safe = plugin_host_retry_safe(dev->owner);
+	if (hub->commands[slot].retry_safe || answer_to)
 		hub->commands[slot].sent = cJSON_Duplicate(resolved, 1);
+	if (answer_to) {
+		hub->commands[slot].answer = true;
+		if (!cJSON_IsNull(answer_to))
+			hub->commands[slot].transaction = cJSON_Duplicate(answer_to, 1);
+	}
 	if (origin && origin->rule_id) {
 		hub->commands[slot].rule_id = strdup(origin->rule_id);
 		hub->commands[slot].path = strdup(origin->path ? origin->path : "");
@@ -753,6 +777,10 @@ static int dispatch(struct hearth_hub *hub, struct device *dev, const cJSON *res
 	return 0;
 }
 
+static int device_set(struct hearth_hub *hub, struct device *dev, const cJSON *payload,
+		      const struct rules_origin *origin, const cJSON *answer_to, char *err,
+		      size_t err_len);
+
 int hub_device_set(struct hearth_hub *hub, struct device *dev, const cJSON *payload, char *err,
 		   size_t err_len)
 {
@@ -761,6 +789,21 @@ int hub_device_set(struct hearth_hub *hub, struct device *dev, const cJSON *payl
 
 int hub_device_set_from(struct hearth_hub *hub, struct device *dev, const cJSON *payload,
 			const struct rules_origin *origin, char *err, size_t err_len)
+{
+	return device_set(hub, dev, payload, origin, NULL, err, err_len);
+}
+
+int hub_device_set_answered(struct hearth_hub *hub, struct device *dev, const cJSON *payload,
+			    const cJSON *transaction, char *err, size_t err_len)
+{
+	static cJSON none = {.type = cJSON_NULL};
+	return device_set(hub, dev, payload, NULL, transaction ? transaction : &none, err,
+			  err_len);
+}
+
+static int device_set(struct hearth_hub *hub, struct device *dev, const cJSON *payload,
+		      const struct rules_origin *origin, const cJSON *answer_to, char *err,
+		      size_t err_len)
 {
 	if (!cJSON_IsObject(payload) || !payload->child) {
 		snprintf(err, err_len, "%s: /set needs a JSON object of attributes", dev->name);
@@ -784,7 +827,7 @@ int hub_device_set_from(struct hearth_hub *hub, struct device *dev, const cJSON 
 		return -ENOMEM;
 	int rc = build_command(dev, payload, resolved, err, err_len);
 	if (rc == 0)
-		rc = dispatch(hub, dev, resolved, origin, err, err_len);
+		rc = dispatch(hub, dev, resolved, origin, answer_to, err, err_len);
 	cJSON_Delete(resolved);
 	return rc;
 }
@@ -864,7 +907,7 @@ int hub_device_remove(struct hearth_hub *hub, struct device *dev)
 {
 	for (size_t i = hub->n_commands; i-- > 0;)
 		if (strcmp(hub->commands[i].device_id, dev->id) == 0)
-			command_forget(hub, i);
+			command_end(hub, i, "the device was removed before it confirmed the command");
 	forget_device(hub, dev);
 	return 0;
 }

@@ -133,6 +133,11 @@ int hub_device_set(struct hearth_hub *hub, struct device *dev, const cJSON *payl
 struct rules_origin;
 int hub_device_set_from(struct hearth_hub *hub, struct device *dev, const cJSON *payload,
 			const struct rules_origin *origin, char *err, size_t err_len);
+/* The same for a device/set request: once the command has ended, confirmed
+ * or failed, the answer goes to bridge/response/device/set with transaction
+ * (may be NULL). An error returned here is the caller's to answer. */
+int hub_device_set_answered(struct hearth_hub *hub, struct device *dev, const cJSON *payload,
+			    const cJSON *transaction, char *err, size_t err_len);
 /* Ask the device to report (payload: attribute names as keys). */
 int hub_device_get(struct hearth_hub *hub, struct device *dev, const cJSON *payload, char *err,
 		   size_t err_len);
