@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 #include <uv.h>
@@ -17,6 +19,7 @@
 #include "hub.h"
 #include "log.h"
 #include "store.h"
+#include "web_auth.h"
 
 #ifndef HEARTH_SYSCONFDIR
 #define HEARTH_SYSCONFDIR "/etc"
@@ -39,10 +42,14 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: hearthd [-c FILE] [--check-config | --restore FILE] [-v|-q] [--version]\n"
+		"       hearthd --hash-password\n"
 		"  -c, --config FILE   configuration (default %s/hearth/hearth.conf)\n"
 		"      --check-config  validate the configuration and exit (0 good, 1 bad)\n"
 		"      --restore FILE  put a backup in place of the database and exit\n"
 		"                      (refused while hearthd runs)\n"
+		"      --hash-password read a dashboard password (asked twice on a terminal,\n"
+		"                      else one line of standard input) and print its\n"
+		"                      crypt(3) hash for [web] password_file\n"
 		"  -v, --verbose       more log (repeat for debug)\n"
 		"  -q, --quiet         less log (errors only)\n"
 		"      --version       print the version and exit\n"
@@ -119,6 +126,58 @@ static void on_ready(void *user)
 	sd_notifyf(0, "READY=1\nSTATUS=serving %s", d->hub->config->mqtt.base_topic);
 }
 
+/* One line of standard input, without its newline; echo off on a terminal. */
+static int read_secret_line(const char *prompt, char *buf, size_t cap)
+{
+	struct termios old, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	if (tty) {
+		fprintf(stderr, "%s", prompt);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	bool got = fgets(buf, (int)cap, stdin) != NULL;
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fprintf(stderr, "\n");
+	}
+	if (!got)
+		return -1;
+	size_t len = strcspn(buf, "\r\n");
+	if (buf[len] == '\0' && len == cap - 1)
+		return -2; /* longer than the buffer */
+	buf[len] = '\0';
+	return 0;
+}
+
+/* --hash-password: the line for [web] password_file. */
+static int hash_password(void)
+{
+	char pw[1024], again[1024], hash[256];
+	int rc = 1;
+	bool tty = isatty(STDIN_FILENO);
+	int r = read_secret_line("Dashboard password: ", pw, sizeof(pw));
+	if (r) {
+		fprintf(stderr, "hearthd: %s\n",
+			r == -2 ? "the password is longer than 1023 bytes" : "no password given");
+	} else if (!pw[0]) {
+		fprintf(stderr, "hearthd: the password is empty\n");
+	} else if (tty && (read_secret_line("Again: ", again, sizeof(again)) ||
+			   strcmp(pw, again) != 0)) {
+		fprintf(stderr, "hearthd: the two passwords differ\n");
+	} else if (web_password_hash(pw, hash, sizeof(hash)) != 0) {
+		fprintf(stderr, "hearthd: libcrypt could not hash the password\n");
+	} else {
+		printf("%s\n", hash);
+		rc = 0;
+	}
+	explicit_bzero(pw, sizeof(pw));
+	explicit_bzero(again, sizeof(again));
+	explicit_bzero(hash, sizeof(hash));
+	return rc;
+}
+
 static int parse_args(struct daemon *d, int argc, char **argv, bool *check_only)
 {
 	static const struct option longopts[] = {
@@ -126,6 +185,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, bool *check_only)
 		{"verbose", no_argument, NULL, 'v'},	  {"quiet", no_argument, NULL, 'q'},
 		{"version", no_argument, NULL, 'V'},	  {"help", no_argument, NULL, 'h'},
 		{"restore", required_argument, NULL, 'R'},
+		{"hash-password", no_argument, NULL, 'H'},
 		{NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -146,6 +206,8 @@ static int parse_args(struct daemon *d, int argc, char **argv, bool *check_only)
 		case 'q':
 			d->verbosity = -3;
 			break;
+		case 'H':
+			exit(hash_password());
 		case 'V':
 			printf("hearthd %s (plugin ABI %d.%d)\n", HEARTH_VERSION, HEARTH_ABI_MAJOR,
 			       HEARTH_ABI_MINOR);

@@ -125,6 +125,25 @@ bool web_password_verify(const char *password, const char *hash)
 	return ok;
 }
 
+int web_password_hash(const char *password, char *out, size_t cap)
+{
+	if (!password || !password[0])
+		return -EINVAL;
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	if (!crypt_gensalt_rn("$y$", 0, NULL, 0, salt, (int)sizeof(salt)))
+		return -EIO;
+	struct crypt_data *data = calloc(1, sizeof(*data));
+	if (!data)
+		return -ENOMEM;
+	const char *hash = crypt_rn(password, salt, data, (int)sizeof(*data));
+	int rc = hash && hash[0] == '$' && strlen(hash) < cap ? 0 : -EIO;
+	if (!rc)
+		snprintf(out, cap, "%s", hash);
+	explicit_bzero(data, sizeof(*data));
+	free(data);
+	return rc;
+}
+
 /* -- sessions ------------------------------------------------------------------ */
 
 static bool expired(const struct web_session *s, int64_t now_ms)

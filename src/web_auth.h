@@ -52,6 +52,9 @@ int web_password_read(const char *path, char *hash, size_t cap, char *err, size_
 /* Does password match hash? Constant time in the comparison; crypt itself
  * takes tens of milliseconds by design. */
 bool web_password_verify(const char *password, const char *hash);
+/* A new yescrypt hash of password (crypt(3) "$y$...", random salt) into out.
+ * 0, or -EINVAL for an empty password, -EIO when libcrypt fails. */
+int web_password_hash(const char *password, char *out, size_t cap);
 
 /* -- sessions ---------------------------------------------------------------------- */
 

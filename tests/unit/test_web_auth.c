@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "web_auth.h"
@@ -141,6 +142,47 @@ static void test_password_verify(void **state)
 	assert_false(web_password_verify("", sha512_hash));
 	assert_false(web_password_verify("correct horse battery", "$6$other$abc"));
 	assert_false(web_password_verify("x", "not a hash"));
+}
+
+static void test_password_hash(void **state)
+{
+	(void)state;
+	char a[256], b[256];
+	assert_int_equal(web_password_hash("correct horse battery", a, sizeof(a)), 0);
+	assert_int_equal(web_password_hash("correct horse battery", b, sizeof(b)), 0);
+	assert_memory_equal(a, "$y$", 3);
+	assert_string_not_equal(a, b); /* a fresh salt each time */
+	assert_true(web_password_verify("correct horse battery", a));
+	assert_true(web_password_verify("correct horse battery", b));
+	assert_false(web_password_verify("correct horse batterY", a));
+	assert_int_equal(web_password_hash("", a, sizeof(a)), -EINVAL);
+	assert_int_equal(web_password_hash("x", a, 8), -EIO); /* no room */
+}
+
+/* hearthd --hash-password: what it prints is what the dashboard accepts. */
+static void test_hash_password_option(void **state)
+{
+	(void)state;
+	const char *b = getenv("B") ? getenv("B") : "build";
+	char cmd[512], line[256] = "";
+	snprintf(cmd, sizeof(cmd), "%s/hearthd", b);
+	if (access(cmd, X_OK) != 0) {
+		fprintf(stderr, "%s is not built (make all): skipped\n", cmd);
+		skip();
+	}
+	snprintf(cmd, sizeof(cmd), "printf 'open sesame\\n' | %s/hearthd --hash-password", b);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(line, sizeof(line), p));
+	assert_int_equal(pclose(p), 0);
+	line[strcspn(line, "\n")] = '\0';
+	assert_true(web_password_verify("open sesame", line));
+	assert_false(web_password_verify("open sesame\n", line));
+	snprintf(cmd, sizeof(cmd), "printf '\\n' | %s/hearthd --hash-password 2>/dev/null", b);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_null(fgets(line, sizeof(line), p));
+	assert_int_equal(WEXITSTATUS(pclose(p)), 1);
 }
 
 /* -- sessions ------------------------------------------------------------------------- */
@@ -352,6 +394,8 @@ int main(void)
 		cmocka_unit_test(test_listen_parse),
 		cmocka_unit_test(test_password_read),
 		cmocka_unit_test(test_password_verify),
+		cmocka_unit_test(test_password_hash),
+		cmocka_unit_test(test_hash_password_option),
 		cmocka_unit_test(test_sessions),
 		cmocka_unit_test(test_session_expiry),
 		cmocka_unit_test(test_session_table_full),
