@@ -240,16 +240,20 @@ static int cap_from_abi(struct cap *dst, const struct hearth_capability *src, in
 	    (src->description && !(dst->description = dup_opt(src->description))))
 		return -ENOMEM;
 	switch (src->type) {
-	case HEARTH_CAP_BINARY:
-		if (binary_value_from_abi(&src->value_on, &dst->value_on) ||
-		    binary_value_from_abi(&src->value_off, &dst->value_off) ||
-		    cap_json_equal(dst->value_on, dst->value_off)) {
+	case HEARTH_CAP_BINARY: {
+		int rc = binary_value_from_abi(&src->value_on, &dst->value_on);
+		if (!rc)
+			rc = binary_value_from_abi(&src->value_off, &dst->value_off);
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc || cap_json_equal(dst->value_on, dst->value_off)) {
 			set_err(err, err_len,
 				"capability '%s': a binary needs two different value_on/value_off",
 				src->name);
 			return -EINVAL;
 		}
 		return 0;
+	}
 	case HEARTH_CAP_ENUM:
 		return values_from_abi(dst, src, err, err_len);
 	case HEARTH_CAP_COMPOSITE:
@@ -289,34 +293,49 @@ int cap_array_from_abi(const struct hearth_capability *src, size_t n, struct cap
 	return 0;
 }
 
+/* Add item (may be NULL) to o under key; false when either allocation
+ * failed (item is then freed). */
+static bool add_item(cJSON *o, const char *key, cJSON *item)
+{
+	if (item && cJSON_AddItemToObject(o, key, item))
+		return true;
+	cJSON_Delete(item);
+	return false;
+}
+
+/* NULL when any member cannot be added: a capability missing its name or
+ * type would be stored, and refused when loaded. */
 static cJSON *cap_to_json(const struct cap *c)
 {
 	cJSON *o = cJSON_CreateObject();
 	if (!o)
 		return NULL;
-	cJSON_AddStringToObject(o, "name", c->name);
-	cJSON_AddStringToObject(o, "type", cap_type_name(c->type));
-	cJSON_AddNumberToObject(o, "access", c->access);
-	if (c->unit)
-		cJSON_AddStringToObject(o, "unit", c->unit);
-	if (c->description)
-		cJSON_AddStringToObject(o, "description", c->description);
-	if (c->flags & HEARTH_CAP_HAS_MIN)
-		cJSON_AddNumberToObject(o, "value_min", c->min);
-	if (c->flags & HEARTH_CAP_HAS_MAX)
-		cJSON_AddNumberToObject(o, "value_max", c->max);
-	if (c->flags & HEARTH_CAP_HAS_STEP)
-		cJSON_AddNumberToObject(o, "value_step", c->step);
-	if (c->type == HEARTH_CAP_BINARY) {
-		cJSON_AddItemToObject(o, "value_on", cJSON_Duplicate(c->value_on, 1));
-		cJSON_AddItemToObject(o, "value_off", cJSON_Duplicate(c->value_off, 1));
+	bool ok = cJSON_AddStringToObject(o, "name", c->name) &&
+		  cJSON_AddStringToObject(o, "type", cap_type_name(c->type)) &&
+		  cJSON_AddNumberToObject(o, "access", c->access);
+	if (ok && c->unit)
+		ok = cJSON_AddStringToObject(o, "unit", c->unit);
+	if (ok && c->description)
+		ok = cJSON_AddStringToObject(o, "description", c->description);
+	if (ok && (c->flags & HEARTH_CAP_HAS_MIN))
+		ok = cJSON_AddNumberToObject(o, "value_min", c->min);
+	if (ok && (c->flags & HEARTH_CAP_HAS_MAX))
+		ok = cJSON_AddNumberToObject(o, "value_max", c->max);
+	if (ok && (c->flags & HEARTH_CAP_HAS_STEP))
+		ok = cJSON_AddNumberToObject(o, "value_step", c->step);
+	if (ok && c->type == HEARTH_CAP_BINARY)
+		ok = add_item(o, "value_on", cJSON_Duplicate(c->value_on, 1)) &&
+		     add_item(o, "value_off", cJSON_Duplicate(c->value_off, 1));
+	if (ok && c->type == HEARTH_CAP_ENUM)
+		ok = add_item(o, "values",
+			      cJSON_CreateStringArray((const char *const *)c->values,
+						      (int)c->n_values));
+	if (ok && c->type == HEARTH_CAP_COMPOSITE)
+		ok = add_item(o, "features", cap_array_to_json(c->features, c->n_features));
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
 	}
-	if (c->type == HEARTH_CAP_ENUM)
-		cJSON_AddItemToObject(o, "values",
-				      cJSON_CreateStringArray((const char *const *)c->values,
-							      (int)c->n_values));
-	if (c->type == HEARTH_CAP_COMPOSITE)
-		cJSON_AddItemToObject(o, "features", cap_array_to_json(c->features, c->n_features));
 	return o;
 }
 
@@ -615,18 +634,19 @@ static int validate_composite(const struct cap *c, const cJSON *v, cJSON **out, 
 		} else {
 			rc = cap_validate_value(f, item, NULL, &ok, err, err_len);
 		}
+		if (!rc && !add_item(res, f->name, ok))
+			rc = -ENOMEM;
 		if (rc) {
 			cJSON_Delete(res);
 			return rc;
 		}
-		cJSON_AddItemToObject(res, f->name, ok);
 	}
 	*out = res;
 	return 0;
 }
 
-int cap_validate_value(const struct cap *cap, const cJSON *value, const cJSON *current,
-		       cJSON **out, char *err, size_t err_len)
+static int validate(const struct cap *cap, const cJSON *value, const cJSON *current, cJSON **out,
+		    char *err, size_t err_len)
 {
 	switch (cap->type) {
 	case HEARTH_CAP_BINARY:
@@ -652,4 +672,13 @@ int cap_validate_value(const struct cap *cap, const cJSON *value, const cJSON *c
 	}
 	*out = cJSON_Duplicate(value, 1);
 	return *out ? 0 : -ENOMEM;
+}
+
+int cap_validate_value(const struct cap *cap, const cJSON *value, const cJSON *current,
+		       cJSON **out, char *err, size_t err_len)
+{
+	int rc = validate(cap, value, current, out, err, err_len);
+	if (rc == -ENOMEM) /* callers pass err on */
+		set_err(err, err_len, "%s: out of memory", cap->name);
+	return rc;
 }

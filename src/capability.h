@@ -65,7 +65,8 @@ const struct cap *cap_find(const struct cap *caps, size_t n, const char *name);
  * present value (may be NULL), used to resolve "TOGGLE" on a binary.
  * On success *out is a new cJSON value to send (TOGGLE resolved, numbers
  * kept as given) and 0 is returned. Otherwise -EINVAL and err says why in
- * words a user understands ("brightness: 300 is above the maximum 254").
+ * words a user understands ("brightness: 300 is above the maximum 254"), or
+ * -ENOMEM ("brightness: out of memory").
  * Access is not checked here: the hub checks HEARTH_ACCESS_SET.
  */
 int cap_validate_value(const struct cap *cap, const cJSON *value, const cJSON *current,

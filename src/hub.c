@@ -1244,8 +1244,14 @@ static void mqtt_stopped(void *user)
 static void plugins_stopped(void *user)
 {
 	struct hearth_hub *hub = user;
-	if (hub->store)
+	if (hub->store) {
 		store_flush(hub->store, hub_now_ms(), hub->config->store.history_days);
+		/* registry changes the database refused are otherwise only retried by
+		 * the commit timer, which is stopped: a last try, and a word if it fails */
+		if (retry_unsaved(hub))
+			log_error(src, "stopping with device changes not saved: the database still "
+				       "refuses writes");
+	}
 	api_publish_bridge_state(hub, false);
 	/* the dashboard goes last: state is safe and "offline" is out by now */
 	web_stop(hub->web);

@@ -381,8 +381,22 @@ void registry_set_caps(struct device *dev, struct cap *caps, size_t n_caps)
 	dev->n_caps = n_caps;
 }
 
-/* Put value under name in state; returns 1 if it changed, 0 if equal.
- * Takes ownership of value. */
+/* Put value in place of old, under old's key. Allocates nothing, so it
+ * cannot fail: cJSON_ReplaceItemInObject copies the key, and when that copy
+ * fails (cJSON 1.7.15) it puts the value in with no key at all, which
+ * hides every later member from lookups. */
+static void replace_item(cJSON *object, cJSON *old, cJSON *value)
+{
+	if (!(value->type & cJSON_StringIsConst))
+		cJSON_free(value->string);
+	value->string = old->string;
+	value->type = (value->type & ~cJSON_StringIsConst) | (old->type & cJSON_StringIsConst);
+	old->string = NULL;
+	cJSON_ReplaceItemViaPointer(object, old, value);
+}
+
+/* Put value under name in state; returns 1 if it changed, 0 if equal,
+ * -ENOMEM (state unchanged). Takes ownership of value. */
 static int put_value(cJSON *state, const char *name, cJSON *value, const char **changed_name)
 {
 	cJSON *old = cJSON_GetObjectItemCaseSensitive(state, name);
@@ -390,10 +404,12 @@ static int put_value(cJSON *state, const char *name, cJSON *value, const char **
 		cJSON_Delete(value);
 		return 0;
 	}
-	if (old)
-		cJSON_ReplaceItemInObjectCaseSensitive(state, name, value);
-	else
-		cJSON_AddItemToObject(state, name, value);
+	if (old) {
+		replace_item(state, old, value);
+	} else if (!cJSON_AddItemToObject(state, name, value)) {
+		cJSON_Delete(value); /* copying the key failed */
+		return -ENOMEM;
+	}
 	if (changed_name)
 		*changed_name = value->string;
 	return 1;
@@ -441,10 +457,19 @@ int registry_merge(struct device *dev, const struct hearth_attr *attrs, size_t n
 		return rc;
 	}
 	int n_changed = 0;
-	for (i = 0; i < n_attrs; i++)
-		n_changed += put_value(dev->state, names[i], values[i],
-				       changed ? &changed[n_changed] : NULL);
-	return n_changed;
+	for (i = 0; i < n_attrs; i++) {
+		if (rc) {
+			cJSON_Delete(values[i]);
+			continue;
+		}
+		int put = put_value(dev->state, names[i], values[i],
+				    changed ? &changed[n_changed] : NULL);
+		if (put < 0)
+			rc = put;
+		else
+			n_changed += put;
+	}
+	return rc ? rc : n_changed;
 }
 
 int registry_merge_json(struct device *dev, const cJSON *object, const char **changed,
@@ -467,7 +492,10 @@ int registry_merge_json(struct device *dev, const cJSON *object, const char **ch
 		if (!copy)
 			return -ENOMEM;
 		const char *name = NULL;
-		if (put_value(dev->state, item->string, copy, &name)) {
+		int put = put_value(dev->state, item->string, copy, &name);
+		if (put < 0)
+			return put;
+		if (put) {
 			if (changed && (size_t)n_changed < changed_cap)
 				changed[n_changed] = name;
 			n_changed++;
@@ -479,13 +507,16 @@ int registry_merge_json(struct device *dev, const cJSON *object, const char **ch
 int registry_stamp(struct device *dev, const char *const *names, size_t n, int64_t ms)
 {
 	for (size_t i = 0; i < n; i++) {
+		cJSON *old = cJSON_GetObjectItemCaseSensitive(dev->state_ms, names[i]);
+		if (old) {
+			cJSON_SetNumberValue(old, (double)ms);
+			continue;
+		}
 		cJSON *v = cJSON_CreateNumber((double)ms);
-		if (!v)
+		if (!v || !cJSON_AddItemToObject(dev->state_ms, names[i], v)) {
+			cJSON_Delete(v);
 			return -ENOMEM;
-		if (cJSON_GetObjectItemCaseSensitive(dev->state_ms, names[i]))
-			cJSON_ReplaceItemInObjectCaseSensitive(dev->state_ms, names[i], v);
-		else
-			cJSON_AddItemToObject(dev->state_ms, names[i], v);
+		}
 	}
 	return 0;
 }

@@ -105,7 +105,8 @@ void registry_set_caps(struct device *dev, struct cap *caps, size_t n_caps);
  * until the next merge) is written to changed[] (room for n_attrs entries
  * must be given, or changed may be NULL). Returns the number changed, or
  * -EINVAL (a JSON value that does not parse, an empty or repeated name, or the
- * REGISTRY_ATTRS_MAX limit; nothing merged) or -ENOMEM.
+ * REGISTRY_ATTRS_MAX limit; nothing merged) or -ENOMEM (the attributes before
+ * the one that failed may be merged).
  */
 int registry_merge(struct device *dev, const struct hearth_attr *attrs, size_t n_attrs,
 		   const char **changed);

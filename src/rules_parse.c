@@ -155,8 +155,11 @@ static int resolve_device(struct pc *c, cJSON *o, const char *path, char **out)
 		return fail(c, p, "no device is named '%.128s'", name);
 	if ((rc = dup_to(out, dev->id)))
 		return rc;
-	cJSON_ReplaceItemInObjectCaseSensitive(o, "device", cJSON_CreateString(dev->id));
-	return 0;
+	/* in place: cJSON_ReplaceItemInObject, out of memory, can leave the
+	 * name, or a member with no key */
+	return cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(o, "device"), dev->id)
+		       ? 0
+		       : -ENOMEM;
 }
 
 static int check_attribute(struct pc *c, const char *device_id, const cJSON *o, const char *path,
@@ -322,7 +325,12 @@ static int trigger_event(struct pc *c, cJSON *j, const char *path, struct trigge
 		}
 		if (!t->match && !(t->match = cJSON_CreateObject()))
 			return -ENOMEM;
-		cJSON_AddItemToObject(t->match, "action", cJSON_Duplicate(action, 1));
+		/* a match without its action would take every event */
+		cJSON *copy = cJSON_Duplicate(action, 1);
+		if (!copy || !cJSON_AddItemToObject(t->match, "action", copy)) {
+			cJSON_Delete(copy);
+			return -ENOMEM;
+		}
 	}
 	return 0;
 }
@@ -706,7 +714,10 @@ static int action_set(struct pc *c, cJSON *j, const char *path, struct instr *in
 			continue;
 		}
 		cJSON *ok = NULL;
-		if (cap_validate_value(cap, item, NULL, &ok, why, sizeof(why)) != 0) {
+		int vrc = cap_validate_value(cap, item, NULL, &ok, why, sizeof(why));
+		if (vrc == -ENOMEM)
+			return vrc;
+		if (vrc) {
 			/* the capability's own message starts with its name again */
 			const char *colon = strstr(why, ": ");
 			return fail(c, ap, "%s", colon ? colon + 2 : why);
@@ -1201,8 +1212,8 @@ static void show_name(cJSON *holder, void *user, bool writes)
 	(void)writes;
 	cJSON *dev = cJSON_GetObjectItemCaseSensitive(holder, "device");
 	const struct device *d = registry_by_id(user, dev->valuestring);
-	if (d)
-		cJSON_ReplaceItemInObjectCaseSensitive(holder, "device", cJSON_CreateString(d->name));
+	if (d) /* out of memory, the id stays */
+		cJSON_SetValuestring(dev, d->name);
 }
 
 void rule_definition_show(cJSON *def, struct registry *reg)
@@ -1220,11 +1231,8 @@ static void rebind_one(cJSON *holder, void *user, bool writes)
 	(void)writes;
 	struct rebind *rb = user;
 	cJSON *dev = cJSON_GetObjectItemCaseSensitive(holder, "device");
-	if (strcmp(dev->valuestring, rb->old_id) == 0) {
-		cJSON_ReplaceItemInObjectCaseSensitive(holder, "device",
-						       cJSON_CreateString(rb->new_id));
+	if (strcmp(dev->valuestring, rb->old_id) == 0 && cJSON_SetValuestring(dev, rb->new_id))
 		rb->n++;
-	}
 }
 
 int rule_definition_rebind(cJSON *def, const char *old_id, const char *new_id)

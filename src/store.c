@@ -221,11 +221,19 @@ static int errno_of(int rc)
 	return -EIO;
 }
 
-/* Remember what failed for the caller's log line; returns the errno. */
+/* Remember what failed for the caller's log line; returns the errno. A full
+ * disk met while SQLite grows its -shm file (as the database opens) is only
+ * "disk I/O error" (SQLITE_IOERR_SHMSIZE): name what the system said. */
 static int note(struct store *s, int rc, const char *what)
 {
-	snprintf(s->msg, sizeof(s->msg), "%s: %s (code %d)", what, sqlite3_errmsg(s->db), rc);
-	return errno_of(rc);
+	int sys = rc == SQLITE_IOERR_SHMSIZE ? sqlite3_system_errno(s->db) : 0;
+	if (sys > 0)
+		snprintf(s->msg, sizeof(s->msg), "%s: %s (code %d: %s)", what,
+			 sqlite3_errmsg(s->db), rc, strerror(sys));
+	else
+		snprintf(s->msg, sizeof(s->msg), "%s: %s (code %d)", what, sqlite3_errmsg(s->db),
+			 rc);
+	return sys == ENOSPC || sys == EDQUOT ? -ENOSPC : errno_of(rc);
 }
 
 /* Step a statement that returns no rows, then make it ready for reuse. */
@@ -716,18 +724,43 @@ static void skip(struct store *s, struct load_counts *c, const char *fmt, ...)
 	log_warning("store", "%s: skipped while loading: %s", s->path, why);
 }
 
-static void load_caps(struct store *s, struct load_counts *c, struct device *dev,
-		      const char *text)
+/*
+ * Why cJSON could not parse a stored text: -EINVAL when it is not JSON (a
+ * damaged row, skipped), -ENOMEM when it is (cJSON ran out of memory, and
+ * skipping the row would lose it) or when SQLite cannot tell either. Asked
+ * only on that path, so loading pays nothing for it.
+ */
+static int unparsed(struct store *s, const char *text)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -ENOMEM;
+	if (sqlite3_prepare_v2(s->db, "SELECT json_valid(?1)", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0)
+		rc = -EINVAL;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* 0, or -ENOMEM: capabilities that cannot be used are skipped. */
+static int load_caps(struct store *s, struct load_counts *c, struct device *dev,
+		     const char *text)
 {
 	cJSON *json = text ? cJSON_Parse(text) : NULL;
 	struct cap *caps = NULL;
 	size_t n = 0;
 	char why[256] = "not JSON";
-	if (json && cap_array_from_json(json, &caps, &n, why, sizeof(why)) == 0)
-		registry_set_caps(dev, caps, n);
-	else
-		skip(s, c, "capabilities of device '%s' (kept without them): %s", dev->id, why);
+	int rc = -EINVAL;
+	if (json)
+		rc = cap_array_from_json(json, &caps, &n, why, sizeof(why));
+	else if (text)
+		rc = unparsed(s, text);
 	cJSON_Delete(json);
+	if (rc == 0)
+		registry_set_caps(dev, caps, n);
+	else if (rc != -ENOMEM)
+		skip(s, c, "capabilities of device '%s' (kept without them): %s", dev->id, why);
+	return rc == -ENOMEM ? rc : 0;
 }
 
 /* 0, or -ENOMEM: a row that cannot be used is skipped. */
@@ -757,7 +790,8 @@ static int load_device(struct store *s, struct registry *reg, sqlite3_stmt *st,
 	dev->present = false;
 	dev->available = false;
 	dev->last_seen_ms = 0;
-	load_caps(s, c, dev, col_text(st, 8));
+	if (load_caps(s, c, dev, col_text(st, 8)))
+		return -ENOMEM;
 	c->devices++;
 	return 0;
 }
@@ -774,6 +808,10 @@ static int load_value(struct store *s, struct registry *reg, sqlite3_stmt *st,
 	cJSON *value = text ? cJSON_ParseWithOpts(text, NULL, 1) : NULL;
 	cJSON *object = cJSON_CreateObject();
 	int rc = -EINVAL;
+	if (!object)
+		rc = -ENOMEM;
+	else if (!value && text)
+		rc = unparsed(s, text);
 	if (!attr || !attr[0] || !value || !object)
 		goto out;
 	/* attr outlives object: it is deleted before the next step */

@@ -157,12 +157,77 @@ static void test_read_only(void **state)
 	run_fault("EROFS", "failed");
 }
 
+/*
+ * A rename the database refused, then a stop before the hub's 5 s retry:
+ * the rename is written at the stop when the fault is gone, and the log says
+ * so when it is not (both were lost silently before).
+ */
+static void run_stop_after_refused_rename(bool fault_gone)
+{
+	struct broker broker;
+	struct hearthd hub;
+	char shim[PATH_MAX], ctl[] = "/tmp/hearth-fault-XXXXXX";
+	assert_non_null(realpath(harness_build_dir(), shim));
+	strncat(shim, "/tests/plugins/faultio.so", sizeof(shim) - strlen(shim) - 1);
+	int fd = mkstemp(ctl);
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(ctl);
+	assert_int_equal(broker_start(&broker), 0);
+	setenv("LD_PRELOAD", shim, 1);
+	setenv("HEARTH_FAULT_FILE", ctl, 1);
+	int rc = hearthd_start(&hub, broker.port, "[plugin.virtual]\ninterval_ms = 0\n");
+	unsetenv("LD_PRELOAD");
+	unsetenv("HEARTH_FAULT_FILE");
+	assert_int_equal(rc, 0);
+	struct client *c = client_new(broker.port);
+	assert_non_null(c);
+	fault(ctl, "ENOSPC");
+	cJSON *r = client_request(c, "device/rename",
+				  "\"from\":\"virtual/light-1\",\"to\":\"lounge/lamp\"", 3000);
+	assert_non_null(r);
+	assert_string_equal(cJSON_GetObjectItem(r, "status")->valuestring, "ok");
+	cJSON_Delete(r);
+	client_free(c);
+	assert_true(hearthd_log_contains(&hub, "could not be saved"));
+	if (fault_gone)
+		fault(ctl, NULL);
+	assert_int_equal(hearthd_signal_wait(&hub, SIGTERM, 3000), 0);
+	unlink(ctl);
+	assert_true(integrity_ok(hub.db));
+	long long saved = db_ll(hub.db, "SELECT count(*) FROM devices WHERE id = 'virtual:light-1' "
+					"AND name = 'lounge/lamp'");
+	if (fault_gone) {
+		assert_int_equal(saved, 1);
+		assert_true(hearthd_log_contains(&hub, "every device is saved"));
+	} else {
+		assert_int_equal(saved, 0);
+		assert_true(hearthd_log_contains(&hub, "stopping with device changes not saved"));
+	}
+	assert_int_equal(hearthd_cleanup(&hub), 0);
+	broker_stop(&broker);
+}
+
+static void test_stop_after_fault_saves_rename(void **state)
+{
+	(void)state;
+	run_stop_after_refused_rename(true);
+}
+
+static void test_stop_during_fault_says_rename_lost(void **state)
+{
+	(void)state;
+	run_stop_after_refused_rename(false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_disk_full),
 		cmocka_unit_test(test_io_error),
 		cmocka_unit_test(test_read_only),
+		cmocka_unit_test(test_stop_after_fault_saves_rename),
+		cmocka_unit_test(test_stop_during_fault_says_rename_lost),
 	};
 	return cmocka_run_group_tests_name("integration: storage faults", tests, NULL, NULL);
 }
