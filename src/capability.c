@@ -517,6 +517,25 @@ const struct cap *cap_find(const struct cap *caps, size_t n, const char *name)
 	return NULL;
 }
 
+int cap_json_put(cJSON *object, const char *key, cJSON *value)
+{
+	if (!object || !value) {
+		cJSON_Delete(value);
+		return -ENOMEM;
+	}
+	cJSON *old = cJSON_GetObjectItemCaseSensitive(object, key);
+	if (!old)
+		return cJSON_AddItemToObject(object, key, value) ? 0 : (cJSON_Delete(value), -ENOMEM);
+	if (!(value->type & cJSON_StringIsConst))
+		cJSON_free(value->string);
+	value->string = old->string;
+	value->type = (value->type & ~cJSON_StringIsConst) | (old->type & cJSON_StringIsConst);
+	old->string = NULL;
+	old->type &= ~cJSON_StringIsConst;
+	cJSON_ReplaceItemViaPointer(object, old, value);
+	return 0;
+}
+
 bool cap_json_equal(const cJSON *a, const cJSON *b)
 {
 	if (!a || !b)

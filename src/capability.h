@@ -74,6 +74,10 @@ int cap_validate_value(const struct cap *cap, const cJSON *value, const cJSON *c
 
 /* True when a and b are the same JSON value (numbers compared exactly). */
 bool cap_json_equal(const cJSON *a, const cJSON *b);
+/* Put value (owned) under key in object, replacing a member of that key
+ * without allocating (the system cJSON puts a replacement in with no key when
+ * copying the key fails). 0, or -ENOMEM with value freed and object as it was. */
+int cap_json_put(cJSON *object, const char *key, cJSON *value);
 
 /* Convert between ABI values and cJSON. hearth_value of type JSON is parsed
  * (-EINVAL if it is not an object or array). *out is new. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capability.h"
 #include "cron.h"
 #include "rules_internal.h"
 #include "sun.h"
@@ -1473,13 +1474,9 @@ int rules_enable(struct rules *r, const char *id, bool enabled)
 	struct rule *rule = map_get(&r->by_id, id);
 	if (!rule)
 		return -ENOENT;
+	if (cap_json_put(rule->definition, "enabled", cJSON_CreateBool(enabled)) != 0)
+		return -ENOMEM;
 	rule->enabled = enabled;
-	/* replacing a key that is not there fails and would leak the value */
-	if (cJSON_GetObjectItemCaseSensitive(rule->definition, "enabled"))
-		cJSON_ReplaceItemInObjectCaseSensitive(rule->definition, "enabled",
-						       cJSON_CreateBool(enabled));
-	else
-		cJSON_AddBoolToObject(rule->definition, "enabled", enabled);
 	if (!enabled) {
 		for (size_t i = 0; i < rule->n_triggers; i++)
 			hold_cancel(r, &rule->triggers[i]);

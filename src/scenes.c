@@ -118,8 +118,7 @@ static int parse(struct scenes *sc, const cJSON *def, struct scene **out, char *
 	if (!rc && (!s->id || !s->name || !s->definition))
 		rc = -ENOMEM;
 	if (!rc)
-		cJSON_ReplaceItemInObjectCaseSensitive(s->definition, "targets",
-						       cJSON_Duplicate(s->targets, 1));
+		rc = cap_json_put(s->definition, "targets", cJSON_Duplicate(s->targets, 1));
 	if (rc) {
 		scene_free(s);
 		return rc;
@@ -281,9 +280,14 @@ int scenes_replace_device(struct scenes *sc, const char *old_id, const char *new
 		cJSON *t = cJSON_DetachItemFromObjectCaseSensitive(s->targets, old_id);
 		if (!t)
 			continue;
-		cJSON_AddItemToObject(s->targets, new_id, t);
-		cJSON_ReplaceItemInObjectCaseSensitive(s->definition, "targets",
-						       cJSON_Duplicate(s->targets, 1));
+		if (!cJSON_AddItemToObject(s->targets, new_id, t)) {
+			/* out of memory: the scene keeps the old device */
+			if (!cJSON_AddItemToObject(s->targets, old_id, t))
+				cJSON_Delete(t);
+			continue;
+		}
+		if (cap_json_put(s->definition, "targets", cJSON_Duplicate(s->targets, 1)) != 0)
+			continue;
 		n++;
 	}
 	return n;

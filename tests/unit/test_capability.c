@@ -849,6 +849,24 @@ static void test_validate_numeric_not_finite(void **state)
  * cap_json_equal
  * ------------------------------------------------------------------------- */
 
+static void test_json_put(void **state)
+{
+	(void)state;
+	cJSON *o = cJSON_Parse("{\"a\":1,\"enabled\":true,\"z\":3}");
+	assert_non_null(o);
+	/* replaced in place: same key, same position, later members still found */
+	assert_int_equal(cap_json_put(o, "enabled", cJSON_CreateBool(0)), 0);
+	assert_int_equal(cap_json_put(o, "new", cJSON_CreateString("x")), 0);
+	char *text = cJSON_PrintUnformatted(o);
+	assert_string_equal(text, "{\"a\":1,\"enabled\":false,\"z\":3,\"new\":\"x\"}");
+	cJSON_free(text);
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(o, "z"));
+	/* a value that could not be made: refused, the object as it was */
+	assert_int_equal(cap_json_put(o, "a", NULL), -ENOMEM);
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(o, "a")->valueint, 1);
+	cJSON_Delete(o);
+}
+
 static void test_json_equal(void **state)
 {
 	(void)state;
@@ -1032,6 +1050,7 @@ int main(void)
 		cmocka_unit_test(test_validate_text_length),
 		cmocka_unit_test(test_validate_numeric_not_finite),
 		cmocka_unit_test(test_json_equal),
+		cmocka_unit_test(test_json_put),
 		cmocka_unit_test(test_value_to_json),
 		cmocka_unit_test(test_value_to_json_refuses_trailing_text),
 		cmocka_unit_test(test_value_from_json),
