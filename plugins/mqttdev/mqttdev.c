@@ -168,6 +168,37 @@ static struct mdev *dev_new(struct md *md, enum kind kind, const char *id)
 	return d;
 }
 
+/* Take a Tasmota or Shelly device out of the table and free it (its
+ * subscriptions and hub device are gone already). */
+static void dev_free(struct md *md, struct mdev *d)
+{
+	for (struct mdev **p = &md->buckets[bucket(d->id)]; *p; p = &(*p)->hnext) {
+		if (*p == d) {
+			*p = d->hnext;
+			break;
+		}
+	}
+	for (struct mdev **p = &md->devs; *p; p = &(*p)->next) {
+		if (*p == d) {
+			*p = d->next;
+			md->n_devs--;
+			break;
+		}
+	}
+	free(d->tas);
+	free(d->sh);
+	free(d);
+}
+
+/* Tasmota devices known only by a sensors message, waiting for their config. */
+static size_t tas_waiting(const struct md *md)
+{
+	size_t n = 0;
+	for (const struct mdev *d = md->devs; d; d = d->next)
+		n += d->kind == K_TASMOTA && !d->tas->have_config;
+	return n;
+}
+
 /* ---- subscriptions ------------------------------------------------------------------------- */
 
 static void on_message(void *user, const char *topic, const void *payload, size_t len,
@@ -361,9 +392,19 @@ static void tas_discovery(struct md *md, const char *topic, const void *payload,
 	if (!config && strcmp(slash, "/sensors") != 0)
 		return;
 	if (len == 0) {
-		/* Tasmota clears its config when discovery is turned off there */
-		if (d && config)
+		/* Tasmota clears its config when discovery is turned off there (or
+		 * the device is retired): forgotten, and its memory with it */
+		if (d && config) {
 			tas_forget(md, d);
+			dev_free(md, d);
+		}
+		return;
+	}
+	/* anyone may publish here: devices without a config stay few */
+	if (!d && !config && tas_waiting(md) >= MD_WAITING_MAX) {
+		md->host->log(md->ctx, HEARTH_LOG_DEBUG,
+			      "%s: sensors without a config, and %d such wait already; ignored", id,
+			      MD_WAITING_MAX);
 		return;
 	}
 	if (!d && !(d = dev_new(md, K_TASMOTA, id)))

@@ -239,6 +239,56 @@ static void tasmota_plug(void **state)
 	free(av);
 }
 
+/* True while hearth/bridge/devices lists id (false once it is gone, bounded). */
+static bool device_listed(struct env *e, const char *id, bool want)
+{
+	for (int tries = 0; tries < 30; tries++) {
+		char *p = client_retained(e->broker.port, "hearth/bridge/devices", 300);
+		bool listed = p && strstr(p, id);
+		free(p);
+		if (listed == want)
+			return want;
+		usleep(100 * 1000);
+	}
+	return !want;
+}
+
+/* A Tasmota that clears its discovery config is forgotten, memory and all,
+ * and may come back; sensors messages of devices without a config (anyone
+ * can publish them) are kept for a few devices only. */
+static void tasmota_retired_and_flood(void **state)
+{
+	struct env *e = *state;
+	char *cfg = fixture("tasmota_plug_config.json"), *sn = fixture("tasmota_plug_sensors.json");
+	const char *id = "mqttdev:tasmota:a4cf12b3c4d5";
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(
+			client_publish(e->c, "tasmota/discovery/" PLUG_MAC "/config", cfg, true), 0);
+		assert_int_equal(
+			client_publish(e->c, "tasmota/discovery/" PLUG_MAC "/sensors", sn, true), 0);
+		cJSON_Delete(device(e, id, 11));
+		assert_int_equal(client_publish(e->c, "tasmota/discovery/" PLUG_MAC "/config", "", true),
+				 0);
+		assert_int_equal(
+			client_publish(e->c, "tasmota/discovery/" PLUG_MAC "/sensors", "", true), 0);
+		assert_false(device_listed(e, id, false));
+	}
+	/* 200 strangers with sensors and no config */
+	for (int i = 0; i < 200; i++) {
+		char topic[96];
+		snprintf(topic, sizeof(topic), "tasmota/discovery/0000000%05X/sensors", i);
+		assert_int_equal(client_publish(e->c, topic, sn, false), 0);
+	}
+	client_pump(e->c, 500);
+	assert_true(hearthd_log_contains(&e->hub, "such wait already; ignored"));
+	/* a real device still joins */
+	assert_int_equal(client_publish(e->c, "tasmota/discovery/" PLUG_MAC "/config", cfg, true), 0);
+	assert_int_equal(client_publish(e->c, "tasmota/discovery/" PLUG_MAC "/sensors", sn, true), 0);
+	cJSON_Delete(device(e, id, 11));
+	free(cfg);
+	free(sn);
+}
+
 static void tasmota_full_topic_and_light(void **state)
 {
 	struct env *e = *state;
@@ -548,6 +598,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(tasmota_plug, setup_devices, teardown),
+		cmocka_unit_test_setup_teardown(tasmota_retired_and_flood, setup_devices, teardown),
 		cmocka_unit_test_setup_teardown(tasmota_full_topic_and_light, setup_devices,
 						teardown),
 		cmocka_unit_test_setup_teardown(shelly_listed, setup_devices, teardown),

@@ -231,6 +231,38 @@ static void test_explain_why_not(void **state)
 	cJSON_Delete(r);
 }
 
+/* An empty MQTT message (a retained one being cleared) reaches MQTT
+ * triggers as an empty payload: it fires, and nothing reads a NULL pointer
+ * (under make asan, UBSan would stop hearthd). */
+static void test_empty_mqtt_payload(void **state)
+{
+	struct env *e = *state;
+	expect_ok(client_request(
+		e->c, "rule/add",
+		"\"id\":\"on-empty\",\"triggers\":[{\"type\":\"mqtt\",\"topic\":\"t/cleared\"}],"
+		"\"actions\":[{\"type\":\"publish\",\"topic\":\"t/seen\",\"payload\":\"yes\"}]",
+		3000));
+	client_subscribe(e->c, "t/seen");
+	client_clear(e->c);
+	assert_int_equal(client_publish(e->c, "t/cleared", "", true), 0);
+	char *p = client_wait(e->c, "t/seen", "yes", 3000);
+	assert_non_null(p);
+	free(p);
+	/* a wait for a message, met by an empty one, too */
+	expect_ok(client_request(
+		e->c, "rule/add",
+		"\"id\":\"wait-empty\",\"triggers\":[{\"type\":\"mqtt\",\"topic\":\"t/go\"}],"
+		"\"actions\":[{\"type\":\"wait\",\"trigger\":{\"type\":\"mqtt\",\"topic\":\"t/cleared\"},"
+		"\"timeout\":\"5s\"},{\"type\":\"publish\",\"topic\":\"t/seen\",\"payload\":\"waited\"}]",
+		3000));
+	assert_int_equal(client_publish(e->c, "t/go", "1", false), 0);
+	client_pump(e->c, 200);
+	assert_int_equal(client_publish(e->c, "t/cleared", "", false), 0);
+	p = client_wait(e->c, "t/seen", "waited", 3000);
+	assert_non_null(p);
+	free(p);
+}
+
 static void test_file_rule_and_bad_file(void **state)
 {
 	struct env *e = *state;
@@ -304,6 +336,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_for_hold_survives_kill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scene_capture_activate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_explain_why_not, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_empty_mqtt_payload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_rule_and_bad_file, setup, teardown),
 		cmocka_unit_test(test_demo_rules_load),
 	};
