@@ -1218,14 +1218,15 @@ int store_timer_load(struct store *store, store_timer_fn fn, void *user)
 	return each_row(store, S_TIMER_LOAD, timer_row, &l, "load rule timers");
 }
 
-int store_trace_queue(struct store *store, const char *rule_id, const cJSON *trace, int64_t ts_ms)
+static int queue_trace(struct store *store, enum entry_kind kind, const char *rule_id,
+		       const cJSON *trace, int64_t ts_ms)
 {
 	if (!name_ok(rule_id) || !trace)
 		return -EINVAL;
 	char *json = cJSON_PrintUnformatted(trace);
 	if (!json)
 		return -ENOMEM;
-	struct entry *e = entry_new(ENTRY_TRACE, ts_ms, NULL, rule_id, json);
+	struct entry *e = entry_new(kind, ts_ms, NULL, rule_id, json);
 	cJSON_free(json);
 	if (!e)
 		return -ENOMEM;
@@ -1233,20 +1234,15 @@ int store_trace_queue(struct store *store, const char *rule_id, const cJSON *tra
 	return 0;
 }
 
+int store_trace_queue(struct store *store, const char *rule_id, const cJSON *trace, int64_t ts_ms)
+{
+	return queue_trace(store, ENTRY_TRACE, rule_id, trace, ts_ms);
+}
+
 int store_trace_update(struct store *store, const char *rule_id, const cJSON *trace,
 		       int64_t ts_ms)
 {
-	if (!name_ok(rule_id) || !trace)
-		return -EINVAL;
-	char *json = cJSON_PrintUnformatted(trace);
-	if (!json)
-		return -ENOMEM;
-	struct entry *e = entry_new(ENTRY_TRACE_UPDATE, ts_ms, NULL, rule_id, json);
-	cJSON_free(json);
-	if (!e)
-		return -ENOMEM;
-	enqueue(store, e);
-	return 0;
+	return queue_trace(store, ENTRY_TRACE_UPDATE, rule_id, trace, ts_ms);
 }
 
 struct trace_load {

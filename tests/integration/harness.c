@@ -1,3 +1,5 @@
+#include <sqlite3.h>
+
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -25,17 +27,30 @@ const char *harness_build_dir(void)
 	return b && *b ? b : "build";
 }
 
-static long long now_ms(void)
+long long harness_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void harness_sleep_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
+}
+
+long long harness_db_ll(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
 }
 
 int harness_free_port(void)
@@ -125,15 +140,15 @@ static pid_t spawn(char *const argv[], const char *log_path)
 /* Wait for pid up to timeout_ms; status as documented in harness.h. */
 static int reap(pid_t pid, int timeout_ms)
 {
-	long long until = now_ms() + timeout_ms;
+	long long until = harness_now_ms() + timeout_ms;
 	int status;
-	while (now_ms() < until) {
+	while (harness_now_ms() < until) {
 		pid_t r = waitpid(pid, &status, WNOHANG);
 		if (r == pid)
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 		if (r < 0)
 			return -1;
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
@@ -160,7 +175,7 @@ static int broker_launch(struct broker *b)
 			return 0;
 		if (waitpid(b->pid, NULL, WNOHANG) == b->pid)
 			break; /* the port was taken meanwhile */
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	kill(b->pid, SIGKILL);
 	waitpid(b->pid, NULL, 0);
@@ -193,7 +208,7 @@ int broker_restart(struct broker *b)
 	for (int attempt = 0; attempt < 100; attempt++) {
 		if (broker_launch(b) == 0)
 			return 0;
-		sleep_ms(50); /* the old socket may linger for a moment */
+		harness_sleep_ms(50); /* the old socket may linger for a moment */
 	}
 	return -1;
 }
@@ -268,8 +283,8 @@ static int launch(struct hearthd *h)
 			 "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite", bin, "-c",
 			 h->conf, NULL};
 	h->pid = spawn(vg ? grind : plain, h->log);
-	long long until = now_ms() + (vg ? 30000 : 5000);
-	while (now_ms() < until) {
+	long long until = harness_now_ms() + (vg ? 30000 : 5000);
+	while (harness_now_ms() < until) {
 		if (log_count(h, "ready in") > before)
 			return 0;
 		int status;
@@ -280,7 +295,7 @@ static int launch(struct hearthd *h)
 			h->pid = 0;
 			return -1;
 		}
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	return -1;
 }
@@ -429,7 +444,7 @@ struct client *client_new_auth(int port, const char *user, const char *password)
 	for (int i = 0; i < 50; i++) {
 		if (mosquitto_connect(c->mosq, "127.0.0.1", port, 30) == MOSQ_ERR_SUCCESS)
 			return c;
-		sleep_ms(50);
+		harness_sleep_ms(50);
 	}
 	client_free(c);
 	return NULL;
@@ -460,11 +475,11 @@ void client_free(struct client *c)
 
 void client_pump(struct client *c, int ms)
 {
-	long long until = now_ms() + ms;
-	while (now_ms() < until) {
+	long long until = harness_now_ms() + ms;
+	while (harness_now_ms() < until) {
 		if (mosquitto_loop(c->mosq, 10, 100) != MOSQ_ERR_SUCCESS) {
 			mosquitto_reconnect(c->mosq);
-			sleep_ms(10);
+			harness_sleep_ms(10);
 		}
 	}
 }
@@ -501,9 +516,9 @@ static int stretch(int ms)
 
 char *client_wait(struct client *c, const char *topic, const char *contains, int timeout_ms)
 {
-	long long until = now_ms() + stretch(timeout_ms);
+	long long until = harness_now_ms() + stretch(timeout_ms);
 	int i;
-	while ((i = find(c, 0, topic, contains)) < 0 && now_ms() < until)
+	while ((i = find(c, 0, topic, contains)) < 0 && harness_now_ms() < until)
 		mosquitto_loop(c->mosq, 10, 100);
 	if (i < 0)
 		return NULL;

@@ -107,6 +107,12 @@ char *client_retained(int port, const char *topic, int timeout_ms);
 cJSON *client_request(struct client *c, const char *path, const char *json_without_braces,
 		      int timeout_ms);
 
+/* Monotonic time in milliseconds, and a sleep. */
+long long harness_now_ms(void);
+void harness_sleep_ms(int ms);
+/* The first column of the first row sql gives on the database at path,
+ * opened read-only; -1 when anything fails. */
+long long harness_db_ll(const char *path, const char *sql);
 /* Path of the build dir ($B or "build"). */
 const char *harness_build_dir(void);
 

@@ -44,19 +44,6 @@ struct fixture {
 	char ctl[PATH_MAX];
 };
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 static int write_conf(struct fixture *f)
 {
 	char cwd[PATH_MAX];
@@ -107,7 +94,7 @@ static int hub_launch(struct fixture *f)
 		_exit(127);
 	}
 	f->hub.pid = pid;
-	for (long long until = now_ms() + 5000; now_ms() < until; sleep_ms(10)) {
+	for (long long until = harness_now_ms() + 5000; harness_now_ms() < until; harness_sleep_ms(10)) {
 		if (count_in_log(&f->hub, "ready in") > before)
 			return 0;
 		if (waitpid(pid, NULL, WNOHANG) == pid) {
@@ -133,8 +120,8 @@ static int run(char *const argv[], char *out, size_t cap)
 		_exit(127);
 	}
 	close(fds[1]);
-	long long until = now_ms() + CMD_TIMEOUT_MS;
-	for (long long left = CMD_TIMEOUT_MS; pid > 0 && left > 0; left = until - now_ms()) {
+	long long until = harness_now_ms() + CMD_TIMEOUT_MS;
+	for (long long left = CMD_TIMEOUT_MS; pid > 0 && left > 0; left = until - harness_now_ms()) {
 		struct pollfd p = {.fd = fds[0], .events = POLLIN};
 		if (poll(&p, 1, (int)left) <= 0)
 			continue;
@@ -150,10 +137,10 @@ static int run(char *const argv[], char *out, size_t cap)
 	int status;
 	if (pid < 0)
 		return -1;
-	for (long long left = until - now_ms(); left > 0; left = until - now_ms()) {
+	for (long long left = until - harness_now_ms(); left > 0; left = until - harness_now_ms()) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);

@@ -32,11 +32,14 @@
 
 #define RESTARTS 20
 
-static long long mono_ms(void)
+/* A broker, and a hub whose 50 climate sensors report every 100 ms. */
+static void start_under_load(struct broker *broker, struct hearthd *hub)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	assert_int_equal(broker_start(broker), 0);
+	assert_int_equal(hearthd_start(hub, broker->port,
+				       "[plugin.virtual]\ndevices = climate:50, light:1\n"
+				       "interval_ms = 100\n"),
+			 0);
 }
 
 static void test_broker_killed_and_restarted(void **state)
@@ -44,11 +47,7 @@ static void test_broker_killed_and_restarted(void **state)
 	(void)state;
 	struct broker broker;
 	struct hearthd hub;
-	assert_int_equal(broker_start(&broker), 0);
-	assert_int_equal(hearthd_start(&hub, broker.port,
-				       "[plugin.virtual]\ndevices = climate:50, light:1\n"
-				       "interval_ms = 100\n"),
-			 0);
+	start_under_load(&broker, &hub);
 	long long worst = 0;
 	unsigned seed = (unsigned)getpid();
 	for (int i = 0; i < RESTARTS; i++) {
@@ -56,13 +55,13 @@ static void test_broker_killed_and_restarted(void **state)
 		usleep((useconds_t)(100000 + rand_r(&seed) % 900000));
 		assert_int_equal(waitpid(hub.pid, NULL, WNOHANG), 0); /* never exits */
 		assert_int_equal(broker_restart(&broker), 0);
-		long long back = mono_ms();
+		long long back = harness_now_ms();
 		/* the broker lost everything: online again means hearthd reconnected
 		 * and republished */
 		char *online = NULL;
-		while (!online && mono_ms() - back < 5000)
+		while (!online && harness_now_ms() - back < 5000)
 			online = client_retained(broker.port, "hearth/bridge/state", 50);
-		long long took = mono_ms() - back;
+		long long took = harness_now_ms() - back;
 		assert_non_null(online);
 		assert_string_equal(online, "{\"state\":\"online\"}");
 		free(online);
@@ -145,7 +144,7 @@ static void send_command(struct publisher *p, int n)
 	mosquitto_publish(p->m, NULL, "hearth/bridge/request/device/set", (int)strlen(body), body, 1,
 			  false);
 	pthread_mutex_lock(&p->lock);
-	p->sent_ms[n] = mono_ms();
+	p->sent_ms[n] = harness_now_ms();
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -155,7 +154,7 @@ static int resend_unanswered(struct publisher *p, int upto)
 	int open = 0;
 	for (int n = 0; n < upto; n++) {
 		pthread_mutex_lock(&p->lock);
-		bool due = !p->answer[n] && mono_ms() - p->sent_ms[n] > RESEND_MS;
+		bool due = !p->answer[n] && harness_now_ms() - p->sent_ms[n] > RESEND_MS;
 		bool unanswered = !p->answer[n];
 		pthread_mutex_unlock(&p->lock);
 		open += unanswered;
@@ -172,11 +171,7 @@ static void test_commands_end_to_end_across_kills(void **state)
 	(void)state;
 	struct broker broker;
 	struct hearthd hub;
-	assert_int_equal(broker_start(&broker), 0);
-	assert_int_equal(hearthd_start(&hub, broker.port,
-				       "[plugin.virtual]\ndevices = climate:50, light:1\n"
-				       "interval_ms = 100\n"),
-			 0);
+	start_under_load(&broker, &hub);
 	static struct publisher p;
 	memset(&p, 0, sizeof(p));
 	pthread_mutex_init(&p.lock, NULL);
@@ -198,15 +193,15 @@ static void test_commands_end_to_end_across_kills(void **state)
 	for (int kill_no = 0; kill_no < RESTARTS; kill_no++) {
 		/* up for 1.5..2.5 s (the publisher's library waits 1 s before it
 		 * reconnects), down for 0.1..1 s, a command every 25 ms */
-		long long up_until = mono_ms() + 1500 + rand_r(&seed) % 1000;
-		while (mono_ms() < up_until) {
+		long long up_until = harness_now_ms() + 1500 + rand_r(&seed) % 1000;
+		while (harness_now_ms() < up_until) {
 			if (next < COMMANDS)
 				send_command(&p, next++);
 			usleep(25000);
 		}
 		broker_kill(&broker);
-		long long down_until = mono_ms() + 100 + rand_r(&seed) % 900;
-		while (mono_ms() < down_until) {
+		long long down_until = harness_now_ms() + 100 + rand_r(&seed) % 900;
+		while (harness_now_ms() < down_until) {
 			if (next < COMMANDS)
 				send_command(&p, next++);
 			usleep(25000);
@@ -218,9 +213,9 @@ static void test_commands_end_to_end_across_kills(void **state)
 	while (next < COMMANDS)
 		send_command(&p, next++);
 	/* the end: every command answered, sending again what stays open */
-	long long until = mono_ms() + 60000;
+	long long until = harness_now_ms() + 60000;
 	int open = COMMANDS;
-	while ((open = resend_unanswered(&p, COMMANDS)) > 0 && mono_ms() < until)
+	while ((open = resend_unanswered(&p, COMMANDS)) > 0 && harness_now_ms() < until)
 		usleep(100000);
 	int ok = 0, failed = 0;
 	pthread_mutex_lock(&p.lock);

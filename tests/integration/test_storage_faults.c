@@ -36,19 +36,6 @@ static void fault(const char *ctl, const char *word)
 	fclose(f);
 }
 
-static long long db_ll(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	long long v = -1;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
-}
-
 static bool integrity_ok(const char *path)
 {
 	sqlite3 *db = NULL;
@@ -73,25 +60,33 @@ static void set_and_see(struct client *c, const char *topic, const char *payload
 	free(p);
 }
 
-static void run_fault(const char *word, const char *log_words)
+/* A broker, and a hub whose writes and syncs fail while the file named by
+ * ctl (a fresh name, not created yet) exists: the shim is preloaded into
+ * hearthd only. */
+static void start_with_shim(struct broker *broker, struct hearthd *hub, char *ctl)
 {
-	struct broker broker;
-	struct hearthd hub;
-	char shim[PATH_MAX], ctl[] = "/tmp/hearth-fault-XXXXXX";
+	char shim[PATH_MAX];
 	assert_non_null(realpath(harness_build_dir(), shim));
 	strncat(shim, "/tests/plugins/faultio.so", sizeof(shim) - strlen(shim) - 1);
 	int fd = mkstemp(ctl);
 	assert_true(fd >= 0);
 	close(fd);
 	unlink(ctl);
-	assert_int_equal(broker_start(&broker), 0);
-	/* only hearthd, started now, carries the shim */
+	assert_int_equal(broker_start(broker), 0);
 	setenv("LD_PRELOAD", shim, 1);
 	setenv("HEARTH_FAULT_FILE", ctl, 1);
-	int rc = hearthd_start(&hub, broker.port, "[plugin.virtual]\ninterval_ms = 0\n");
+	int rc = hearthd_start(hub, broker->port, "[plugin.virtual]\ninterval_ms = 0\n");
 	unsetenv("LD_PRELOAD");
 	unsetenv("HEARTH_FAULT_FILE");
 	assert_int_equal(rc, 0);
+}
+
+static void run_fault(const char *word, const char *log_words)
+{
+	struct broker broker;
+	struct hearthd hub;
+	char ctl[] = "/tmp/hearth-fault-XXXXXX";
+	start_with_shim(&broker, &hub, ctl);
 	struct client *c = client_new(broker.port);
 	assert_non_null(c);
 	client_subscribe(c, "hearth/virtual/light-1");
@@ -125,14 +120,14 @@ static void run_fault(const char *word, const char *log_words)
 	client_free(c);
 	assert_int_equal(hearthd_signal_wait(&hub, SIGTERM, 3000), 0);
 	assert_true(integrity_ok(hub.db));
-	assert_int_equal(db_ll(hub.db, "SELECT count(*) FROM devices WHERE id = 'virtual:light-1' "
+	assert_int_equal(harness_db_ll(hub.db, "SELECT count(*) FROM devices WHERE id = 'virtual:light-1' "
 				       "AND name = 'lounge/lamp'"),
 			 1);
-	assert_int_equal(db_ll(hub.db, "SELECT count(*) FROM state WHERE device_id = "
+	assert_int_equal(harness_db_ll(hub.db, "SELECT count(*) FROM state WHERE device_id = "
 				       "'virtual:light-1' AND attribute = 'brightness' AND value = '33'"),
 			 1);
 	/* the update made during the fault reached history too */
-	assert_int_equal(db_ll(hub.db, "SELECT count(*) FROM history WHERE device_id = "
+	assert_int_equal(harness_db_ll(hub.db, "SELECT count(*) FROM history WHERE device_id = "
 				       "'virtual:light-1' AND attribute = 'brightness' AND value = '22'"),
 			 1);
 	assert_int_equal(hearthd_cleanup(&hub), 0);
@@ -166,20 +161,8 @@ static void run_stop_after_refused_rename(bool fault_gone)
 {
 	struct broker broker;
 	struct hearthd hub;
-	char shim[PATH_MAX], ctl[] = "/tmp/hearth-fault-XXXXXX";
-	assert_non_null(realpath(harness_build_dir(), shim));
-	strncat(shim, "/tests/plugins/faultio.so", sizeof(shim) - strlen(shim) - 1);
-	int fd = mkstemp(ctl);
-	assert_true(fd >= 0);
-	close(fd);
-	unlink(ctl);
-	assert_int_equal(broker_start(&broker), 0);
-	setenv("LD_PRELOAD", shim, 1);
-	setenv("HEARTH_FAULT_FILE", ctl, 1);
-	int rc = hearthd_start(&hub, broker.port, "[plugin.virtual]\ninterval_ms = 0\n");
-	unsetenv("LD_PRELOAD");
-	unsetenv("HEARTH_FAULT_FILE");
-	assert_int_equal(rc, 0);
+	char ctl[] = "/tmp/hearth-fault-XXXXXX";
+	start_with_shim(&broker, &hub, ctl);
 	struct client *c = client_new(broker.port);
 	assert_non_null(c);
 	fault(ctl, "ENOSPC");
@@ -195,7 +178,7 @@ static void run_stop_after_refused_rename(bool fault_gone)
 	assert_int_equal(hearthd_signal_wait(&hub, SIGTERM, 3000), 0);
 	unlink(ctl);
 	assert_true(integrity_ok(hub.db));
-	long long saved = db_ll(hub.db, "SELECT count(*) FROM devices WHERE id = 'virtual:light-1' "
+	long long saved = harness_db_ll(hub.db, "SELECT count(*) FROM devices WHERE id = 'virtual:light-1' "
 					"AND name = 'lounge/lamp'");
 	if (fault_gone) {
 		assert_int_equal(saved, 1);

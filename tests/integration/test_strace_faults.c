@@ -62,19 +62,6 @@
 #define PUT_FAILED "could not be saved"
 #define PUT_OK "every device is saved"
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /* -- reading logs and databases ------------------------------------------------ */
 
 static int count_lines(const char *path, const char *text)
@@ -116,19 +103,6 @@ static const char *from(const char *line, const char *source)
 	return p ? p : line;
 }
 
-static long long db_ll(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	long long v = -1;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
-}
-
 /* Rows of light-1's brightness = value in table (state or history). */
 static long long brightness_rows(const char *db, const char *table, int value)
 {
@@ -137,13 +111,13 @@ static long long brightness_rows(const char *db, const char *table, int value)
 		 "SELECT count(*) FROM %s WHERE device_id = 'virtual:light-1' AND "
 		 "attribute = 'brightness' AND value = '%d'",
 		 table, value);
-	return db_ll(db, sql);
+	return harness_db_ll(db, sql);
 }
 
 /* The rename made during the fault is in the devices table. */
 static bool renamed(const char *db)
 {
-	return db_ll(db, "SELECT count(*) FROM devices WHERE id = 'virtual:light-2' AND "
+	return harness_db_ll(db, "SELECT count(*) FROM devices WHERE id = 'virtual:light-2' AND "
 			 "name = 'den/lamp'") == 1;
 }
 
@@ -178,7 +152,7 @@ static void remove_db(const char *db)
  * signal), or -1 while it still runs. */
 static int wait_exit(pid_t pid, int timeout_ms)
 {
-	long long until = now_ms() + timeout_ms;
+	long long until = harness_now_ms() + timeout_ms;
 	int status;
 	do {
 		pid_t r = waitpid(pid, &status, WNOHANG);
@@ -186,8 +160,8 @@ static int wait_exit(pid_t pid, int timeout_ms)
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 		if (r < 0)
 			return -1;
-		sleep_ms(10);
-	} while (now_ms() < until);
+		harness_sleep_ms(10);
+	} while (harness_now_ms() < until);
 	return -1;
 }
 
@@ -303,13 +277,13 @@ static pid_t child_of(pid_t parent)
  * ends (0, *status set), or timeout (-1). */
 static int wait_ready(pid_t pid, const char *log, int before, int timeout_ms, int *status)
 {
-	long long until = now_ms() + timeout_ms;
-	while (now_ms() < until) {
+	long long until = harness_now_ms() + timeout_ms;
+	while (harness_now_ms() < until) {
 		if (count_lines(log, "ready in") > before)
 			return 1;
 		if ((*status = wait_exit(pid, 0)) >= 0)
 			return 0;
-		sleep_ms(20);
+		harness_sleep_ms(20);
 	}
 	return -1;
 }
@@ -403,13 +377,13 @@ static double flush_failures(struct client *c)
 /* Wait until the log holds one of the failure lines; ms waited or -1. */
 static long long wait_fault(const struct hearthd *h, pid_t tracer, int timeout_ms)
 {
-	long long start = now_ms();
-	while (now_ms() - start < timeout_ms) {
+	long long start = harness_now_ms();
+	while (harness_now_ms() - start < timeout_ms) {
 		if (has(h, FLUSH_FAILED) || has(h, PUT_FAILED))
-			return now_ms() - start;
+			return harness_now_ms() - start;
 		if (kill(tracer, 0) != 0)
 			break;
-		sleep_ms(20);
+		harness_sleep_ms(20);
 	}
 	return -1;
 }
@@ -443,12 +417,12 @@ static int while_traced(const struct fault_case *fc, const struct hearthd *hub, 
 		say(r, "served; no write failed while running");
 	}
 	if (fault_ms >= 0 && fc->last) {
-		long long start = now_ms();
-		while (!resumed(hub) && now_ms() - start < RECOVER_WAIT_MS)
+		long long start = harness_now_ms();
+		while (!resumed(hub) && harness_now_ms() - start < RECOVER_WAIT_MS)
 			client_pump(c, 100);
 		CHECK(resumed(hub), "writes did not resume within %d ms of the fault's end",
 		      RECOVER_WAIT_MS);
-		say(r, "; writes resumed by themselves after %lld ms", now_ms() - start);
+		say(r, "; writes resumed by themselves after %lld ms", harness_now_ms() - start);
 	} else if (fault_ms >= 0) {
 		client_pump(c, 300);
 		CHECK(!resumed(hub), "writes resumed while the fault lasts");
@@ -480,7 +454,7 @@ static int check_db(const struct hearthd *hub, bool served, struct report *r)
 	char ic[256];
 	int rc = -1;
 	CHECK(integrity_ok(hub->db, ic, sizeof(ic)), "integrity_check: %s", ic);
-	long long n = db_ll(hub->db, "SELECT count(*) FROM devices");
+	long long n = harness_db_ll(hub->db, "SELECT count(*) FROM devices");
 	CHECK(n == DEVICES, "%lld devices in the database, want %d", n, DEVICES);
 	bool lost = has(hub, "not written") || has(hub, "not saved");
 	if (served && !lost) {
@@ -614,7 +588,7 @@ static void job_start(struct job *j, const struct fault_case *fc)
 	}
 	close(fds[1]);
 	j->fd = fds[0];
-	j->started_ms = now_ms();
+	j->started_ms = harness_now_ms();
 	if (j->pid < 0) {
 		say(&j->report, "FAILED: fork: %s", strerror(errno));
 		close(j->fd);
@@ -628,7 +602,7 @@ static int job_poll(struct job *j)
 	if (j->pid <= 0)
 		return 1;
 	int st = wait_exit(j->pid, 0);
-	if (st < 0 && now_ms() - j->started_ms > CASE_TIMEOUT_MS) {
+	if (st < 0 && harness_now_ms() - j->started_ms > CASE_TIMEOUT_MS) {
 		kill(-j->pid, SIGKILL);
 		kill_reap(j->pid);
 		say(&j->report, "FAILED: still running after %d ms", CASE_TIMEOUT_MS);
@@ -655,7 +629,7 @@ static void run_sweep(const char *title, const struct fault_case *cases, size_t 
 	assert_true(broker_lock != MAP_FAILED);
 	assert_int_equal(sem_init(broker_lock, 1, 1), 0);
 	size_t next = 0, done = 0, running = 0;
-	long long start = now_ms();
+	long long start = harness_now_ms();
 	while (done < n) {
 		while (running < PARALLEL && next < n) {
 			job_start(&jobs[next], &cases[next]);
@@ -670,10 +644,10 @@ static void run_sweep(const char *title, const struct fault_case *cases, size_t 
 				done++;
 			}
 		}
-		sleep_ms(50);
+		harness_sleep_ms(50);
 	}
 	int failed = 0;
-	print_message("%s (%zu cases, %.1f s)\n", title, n, (double)(now_ms() - start) / 1000);
+	print_message("%s (%zu cases, %.1f s)\n", title, n, (double)(harness_now_ms() - start) / 1000);
 	for (size_t i = 0; i < n; i++) {
 		failed += jobs[i].status != 0;
 		print_message("  %s %s\n", jobs[i].status == 0 ? "ok  " : "FAIL", jobs[i].report.text);
@@ -778,8 +752,8 @@ static void fill(const char *path)
 
 static void wait_log(const struct hearthd *h, const char *text, int timeout_ms, struct client *c)
 {
-	long long start = now_ms();
-	while (!has(h, text) && now_ms() - start < timeout_ms)
+	long long start = harness_now_ms();
+	while (!has(h, text) && harness_now_ms() - start < timeout_ms)
 		client_pump(c, 50);
 	if (!has(h, text))
 		fail_msg("no '%s' in the log within %d ms", text, timeout_ms);
@@ -806,12 +780,12 @@ static void full_while_running(struct hearthd *hub, const char *filler)
 	assert_true(flush_failures(c) > 0);
 	assert_true(set_light(c, 23)); /* still served */
 	assert_int_equal(unlink(filler), 0);
-	long long start = now_ms();
-	while (!resumed(hub) && now_ms() - start < RECOVER_WAIT_MS)
+	long long start = harness_now_ms();
+	while (!resumed(hub) && harness_now_ms() - start < RECOVER_WAIT_MS)
 		client_pump(c, 100);
 	assert_true(resumed(hub));
 	print_message("  space back: writes resumed by themselves after %lld ms\n",
-		      now_ms() - start);
+		      harness_now_ms() - start);
 	assert_true(set_light(c, 33));
 	client_pump(c, 400);
 	client_free(c);
@@ -857,7 +831,7 @@ static void full_at_start(struct hearthd *hub, const char *filler, bool after_ki
 	assert_int_equal(hearthd_signal_wait(hub, SIGTERM, 5000), 0);
 	char ic[256];
 	assert_true(integrity_ok(hub->db, ic, sizeof(ic)));
-	assert_int_equal(db_ll(hub->db, "SELECT count(*) FROM devices"), TMPFS_DEVICES);
+	assert_int_equal(harness_db_ll(hub->db, "SELECT count(*) FROM devices"), TMPFS_DEVICES);
 }
 
 static void test_tmpfs_full(void **state)
