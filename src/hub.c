@@ -632,15 +632,18 @@ static void on_command_timer(uv_timer_t *t)
 			continue;
 		}
 		if (c->retry_safe && c->sent && !c->retried) {
-			uint64_t before = hub->next_command_id;
+			uint64_t id = hub->next_command_id + 1; /* the repeat's, if sent */
 			int rc = command_retry(hub, i);
-			size_t at = command_index(hub, before + 1);
-			if (rc == 0 || at == SIZE_MAX) {
-				/* still waiting, or finished inside the plugin */
+			size_t at = command_index(hub, id);
+			if (rc == 0) {
+				/* waiting again (or finished inside the plugin: gone) */
 				i += at == i;
 				continue;
 			}
-			i = at;
+			/* not sent: the plugin refused it (under its new id), or its
+			 * device or plugin is gone (unchanged at i) */
+			if (at != SIZE_MAX)
+				i = at;
 		}
 		command_failed(hub, i);
 	}
