@@ -146,7 +146,13 @@ static void test_flood(void **state)
 		"hostile: %.0f msgs/s sent for %.1f s; hearthd RSS %ld -> %ld KiB; %ld log lines\n",
 		200 * 27 / secs, secs, before, after, log_lines);
 	assert_int_equal(waitpid(hub.pid, NULL, WNOHANG), 0);
+#if defined(__SANITIZE_ADDRESS__)
+	/* make asan: freed blocks wait in ASan's quarantine (256 MiB), so the
+	 * resident size says nothing here; the release build checks it */
+	(void)before;
+#else
 	assert_true(after - before < 2048); /* flat: under 2 MiB of drift */
+#endif
 	/* rate-limited: at most ~10 bad-input lines a second (+ start-up lines) */
 	assert_true(log_lines < 200 + 12 * (long)(secs + 12));
 	assert_true(hearthd_log_contains(&hub, "more bad messages not logged"));

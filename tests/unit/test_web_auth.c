@@ -322,7 +322,7 @@ static void test_limiter_forgets_and_global(void **state)
 
 	/* many addresses together close logins for the rest of the window */
 	t += WEB_LIMIT_GLOBAL_WINDOW_MS;
-	char addr[16];
+	char addr[32];
 	for (int i = 0; i < WEB_LIMIT_GLOBAL_FAILURES; i++) {
 		snprintf(addr, sizeof(addr), "10.1.0.%d", i);
 		assert_int_equal(web_limiter_wait_ms(l, addr, t + i), 0);
