@@ -190,13 +190,33 @@ static void dev_free(struct md *md, struct mdev *d)
 	free(d);
 }
 
-/* Tasmota devices known only by a sensors message, waiting for their config. */
-static size_t tas_waiting(const struct md *md)
+/* Heard of but not (yet) usable: a Tasmota known only by a sensors message,
+ * a Shelly found under shelly_parent that has not told what it has. */
+static bool waiting(const struct mdev *d, enum kind kind)
+{
+	return d->kind == kind && !d->added &&
+	       (kind == K_TASMOTA ? !d->tas->have_config : !d->listed);
+}
+
+/* Anyone may publish where devices announce themselves: before a new one is
+ * remembered, the oldest of MD_WAITING_MAX waiting ones is forgotten, so
+ * memory stays bounded and a real device is never turned away. */
+static void make_room(struct md *md, enum kind kind, const char *id)
 {
 	size_t n = 0;
-	for (const struct mdev *d = md->devs; d; d = d->next)
-		n += d->kind == K_TASMOTA && !d->tas->have_config;
-	return n;
+	struct mdev *oldest = NULL; /* the list is newest first */
+	for (struct mdev *d = md->devs; d; d = d->next) {
+		if (waiting(d, kind)) {
+			n++;
+			oldest = d;
+		}
+	}
+	if (n < MD_WAITING_MAX || !oldest)
+		return;
+	md->host->log(md->ctx, HEARTH_LOG_DEBUG,
+		      "%s: %d devices heard of wait already; forgetting the oldest, %s", id,
+		      MD_WAITING_MAX, oldest->id);
+	dev_free(md, oldest);
 }
 
 /* ---- subscriptions ------------------------------------------------------------------------- */
@@ -400,13 +420,8 @@ static void tas_discovery(struct md *md, const char *topic, const void *payload,
 		}
 		return;
 	}
-	/* anyone may publish here: devices without a config stay few */
-	if (!d && !config && tas_waiting(md) >= MD_WAITING_MAX) {
-		md->host->log(md->ctx, HEARTH_LOG_DEBUG,
-			      "%s: sensors without a config, and %d such wait already; ignored", id,
-			      MD_WAITING_MAX);
-		return;
-	}
+	if (!d)
+		make_room(md, K_TASMOTA, id);
 	if (!d && !(d = dev_new(md, K_TASMOTA, id)))
 		return;
 	if (config) {
@@ -589,6 +604,7 @@ static struct mdev *shelly_device(struct md *md, const char *prefix, bool create
 		return NULL; /* another prefix ending in the same id: not this one */
 	if (d || !create)
 		return d;
+	make_room(md, K_SHELLY, id);
 	if (!(d = dev_new(md, K_SHELLY, id)))
 		return NULL;
 	*d->sh = probe;

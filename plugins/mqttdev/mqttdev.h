@@ -32,7 +32,8 @@
 #define MD_PAYLOAD_MAX (64 * 1024)
 #define MD_JSON_DEPTH_MAX 16
 #define MD_DEVICES_MAX 10000   /* all devices of the plugin */
-/* Tasmota devices seen by their sensors message only, waiting for a config. */
+/* Devices heard of and not usable yet (a Tasmota without its config, a
+ * discovered Shelly that has not told its components), at most. */
 #define MD_WAITING_MAX 64
 #define MD_FILE_MAX (1024 * 1024)
 

@@ -255,7 +255,7 @@ static bool device_listed(struct env *e, const char *id, bool want)
 
 /* A Tasmota that clears its discovery config is forgotten, memory and all,
  * and may come back; sensors messages of devices without a config (anyone
- * can publish them) are kept for a few devices only. */
+ * can publish them) are kept for the newest few devices only. */
 static void tasmota_retired_and_flood(void **state)
 {
 	struct env *e = *state;
@@ -280,7 +280,7 @@ static void tasmota_retired_and_flood(void **state)
 		assert_int_equal(client_publish(e->c, topic, sn, false), 0);
 	}
 	client_pump(e->c, 500);
-	assert_true(hearthd_log_contains(&e->hub, "such wait already; ignored"));
+	assert_true(hearthd_log_contains(&e->hub, "wait already; forgetting the oldest"));
 	/* a real device still joins */
 	assert_int_equal(client_publish(e->c, "tasmota/discovery/" PLUG_MAC "/config", cfg, true), 0);
 	assert_int_equal(client_publish(e->c, "tasmota/discovery/" PLUG_MAC "/sensors", sn, true), 0);
@@ -480,6 +480,21 @@ static void shelly_discovered(void **state)
 	assert_null(strstr(all, "kettle"));
 	assert_non_null(strstr(all, "shellyplusi4-c4d8d5a1b2c3"));
 	free(all);
+	/* 200 strangers that say nothing useful are remembered for a few only */
+	for (int i = 0; i < 200; i++) {
+		char topic[96];
+		snprintf(topic, sizeof(topic), "shellies/shellyplus1-0000000%05x/events/rpc", i);
+		assert_int_equal(client_publish(e->c, topic, "{}", false), 0);
+	}
+	client_pump(e->c, 500);
+	assert_true(hearthd_log_contains(&e->hub, "wait already; forgetting the oldest"));
+	/* a real one still joins, and the first one still answers */
+	char *full2 = fixture("shelly_plusi4_fullstatus.json");
+	assert_int_equal(client_publish(e->c, "shellies/shellyplusi4-c4d8d5a1b2d4/events/rpc", full2,
+					false),
+			 0);
+	free(full2);
+	cJSON_Delete(device(e, "mqttdev:shelly:shellyplusi4-c4d8d5a1b2d4", 5));
 }
 
 /* ---- generic devices ------------------------------------------------------------------------- */
