@@ -119,7 +119,8 @@ $(B)/hearthctl: $(CTL_OBJ)
 # Plugins: plugins/<name>/*.c -> build/plugins/<name>.so, exporting only the entry.
 # A plugin may list extra pkg-config modules in plugins/<name>/pkg-config.txt.
 define plugin_rule
-$(B)/plugins/$(1).so: $(wildcard plugins/$(1)/*.c) $(wildcard plugins/$(1)/*.h) include/hearth/plugin.h
+$(B)/plugins/$(1).so: $(wildcard plugins/$(1)/*.c) $(wildcard plugins/$(1)/*.h) $(wildcard plugins/*.h) \
+		include/hearth/plugin.h
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(PLUGIN_CFLAGS) $$(shell $$(PKG_CONFIG) --cflags $$(shell cat plugins/$(1)/pkg-config.txt 2>/dev/null) 2>/dev/null) \
 		-shared -o $$@ $(wildcard plugins/$(1)/*.c) $$(ALL_LDFLAGS) \

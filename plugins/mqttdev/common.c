@@ -3,6 +3,7 @@
  * attributes of one message, bounded JSON parsing and topic checks.
  */
 #include "mqttdev.h"
+#include "../json_depth.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -120,33 +121,9 @@ int mstate_event(struct mstate *s, const char *type, const char *attr, const cha
 
 /* ---- JSON and text ------------------------------------------------------------------------- */
 
-/* cJSON recurses: count brackets first so a deep payload never reaches it. */
-static bool depth_ok(const char *s, size_t len)
-{
-	int depth = 0;
-	bool in_string = false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = false;
-		} else if (c == '"') {
-			in_string = true;
-		} else if (c == '{' || c == '[') {
-			if (++depth > MD_JSON_DEPTH_MAX)
-				return false;
-		} else if (c == '}' || c == ']') {
-			depth--;
-		}
-	}
-	return true;
-}
-
 cJSON *md_json_parse(const void *payload, size_t len, size_t max)
 {
-	if (!payload || len == 0 || len > max || !depth_ok(payload, len))
+	if (!payload || len == 0 || len > max || !json_depth_ok(payload, len, MD_JSON_DEPTH_MAX))
 		return NULL;
 	return cJSON_ParseWithLength(payload, len);
 }

@@ -6,6 +6,7 @@
  * lengths are bounded here, so the plugin above only sees sane values.
  */
 #include "zigbee.h"
+#include "../json_depth.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -29,34 +30,9 @@ static uint64_t hash_str(uint64_t h, const char *s)
 	return s ? z2m_hash(h, s, strlen(s) + 1) : z2m_hash(h, "", 1);
 }
 
-/* cJSON recurses while parsing: the depth is checked on the text before it
- * parses, so a deep document never reaches it. */
-static bool depth_ok(const char *p, size_t len)
-{
-	int depth = 0;
-	bool in_string = false;
-	for (size_t i = 0; i < len; i++) {
-		char c = p[i];
-		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = false;
-		} else if (c == '"') {
-			in_string = true;
-		} else if (c == '{' || c == '[') {
-			if (++depth > ZB_JSON_DEPTH_MAX)
-				return false;
-		} else if (c == '}' || c == ']') {
-			depth--;
-		}
-	}
-	return true;
-}
-
 cJSON *z2m_json_parse(const char *payload, size_t len, size_t max)
 {
-	if (!payload || len == 0 || len > max || !depth_ok(payload, len))
+	if (!payload || len == 0 || len > max || !json_depth_ok(payload, len, ZB_JSON_DEPTH_MAX))
 		return NULL;
 	return cJSON_ParseWithLength(payload, len);
 }
