@@ -72,11 +72,12 @@ static void on_commit(uv_timer_t *t)
 	if (!hub->store)
 		return;
 	int rc = 0;
-	if (store_pending(hub->store))
+	/* a store in a fallback mode tries its normal one on a flush */
+	if (store_pending(hub->store) || store_degraded(hub->store))
 		rc = store_flush(hub->store, hub_now_ms(), hub->config->store.history_days);
 	bool waiting = retry_unsaved(hub);
 	/* a full disk or an I/O error: keep trying, even in a quiet home */
-	if (rc || waiting) {
+	if (rc || waiting || store_degraded(hub->store)) {
 		uint64_t ms = (uint64_t)hub->config->store.commit_interval_ms;
 		uv_timer_start(&hub->commit_timer, on_commit, ms > STORE_RETRY_MS ? ms : STORE_RETRY_MS,
 			       0);
@@ -209,7 +210,8 @@ static bool retry_unsaved(struct hearth_hub *hub)
 			log_info(src, "the database takes writes again; every device is saved");
 		hub->unsaved_devices = left;
 	}
-	return hub->unsaved_devices || hub->n_unsaved_deletes > 0;
+	bool docs = automation_retry_unsaved(hub->automation);
+	return hub->unsaved_devices || hub->n_unsaved_deletes > 0 || docs;
 }
 
 static void delete_device_row(struct hearth_hub *hub, const char *id)
@@ -986,7 +988,8 @@ cJSON *hub_health(struct hearth_hub *hub)
 	struct store_stats st = {0};
 	if (hub->store)
 		store_get_stats(hub->store, &st);
-	cJSON_AddBoolToObject(o, "healthy", connected && hub->store && st.flush_failures == 0);
+	bool store_ok = hub->store && !st.failing && strcmp(st.mode, "normal") == 0;
+	cJSON_AddBoolToObject(o, "healthy", connected && store_ok);
 	cJSON_AddStringToObject(o, "version", HEARTH_VERSION);
 	cJSON_AddNumberToObject(o, "uptime_s", (double)(hub_now_ms() - hub->started_ms) / 1000.0);
 	cJSON_AddNumberToObject(o, "devices", (double)registry_count(hub->registry));
@@ -996,6 +999,7 @@ cJSON *hub_health(struct hearth_hub *hub)
 	cJSON_AddNumberToObject(m, "connects", mqtt_connect_count(hub->mqtt));
 	cJSON_AddNumberToObject(m, "messages_in", (double)hub->messages_in);
 	cJSON *s = cJSON_AddObjectToObject(o, "store");
+	cJSON_AddStringToObject(s, "mode", st.mode ? st.mode : "closed");
 	cJSON_AddNumberToObject(s, "pending", hub->store ? (double)store_pending(hub->store) : 0);
 	cJSON_AddNumberToObject(s, "commits", (double)st.commits);
 	cJSON_AddNumberToObject(s, "rows_written", (double)st.rows_written);
@@ -1214,6 +1218,8 @@ int hub_start(struct hearth_hub *hub, void (*ready_fn)(void *), void *ready_user
 		return rc;
 	}
 	log_info(src, "registry loaded: %zu devices", registry_count(hub->registry));
+	if (store_degraded(hub->store))
+		hub_store_touched(hub);
 	if ((rc = plugin_host_new(hub, &hub->plugins)) || (rc = start_mqtt(hub)) ||
 	    (rc = ha_discovery_new(hub, &hub->ha)))
 		return rc;
@@ -1252,8 +1258,8 @@ static void plugins_stopped(void *user)
 		/* registry changes the database refused are otherwise only retried by
 		 * the commit timer, which is stopped: a last try, and a word if it fails */
 		if (retry_unsaved(hub))
-			log_error(src, "stopping with device changes not saved: the database still "
-				       "refuses writes");
+			log_error(src, "stopping with device, rule or scene changes not saved: the "
+				       "database still refuses writes");
 	}
 	api_publish_bridge_state(hub, false);
 	/* the dashboard goes last: state is safe and "offline" is out by now */

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -174,9 +175,23 @@ struct entry {
 	char text[];
 };
 
+/* How the database is open. Only STORE_NORMAL is chosen when things are
+ * well; the others are what store_open falls back to when the disk refuses
+ * (see store.h), left for STORE_NORMAL as soon as it works again. */
+enum open_mode {
+	MODE_NORMAL,	/* read-write, WAL with its -shm file */
+	MODE_EXCLUSIVE, /* read-write, WAL index in memory: no -shm to create */
+	MODE_READ_ONLY, /* the file as it is on disk; writes fail */
+	MODE_CLOSED,	/* nothing open (the file went away): everything fails */
+};
+
+static const char *const mode_words[] = {"normal", "exclusive", "read-only", "closed"};
+
 struct store {
 	sqlite3 *db;
 	char *path;
+	enum open_mode mode;
+	int64_t reopen_tried_ms; /* monotonic; retries of MODE_NORMAL are spaced */
 	sqlite3_stmt *stmt[S_COUNT];
 	int version;
 	struct entry *head, *tail;
@@ -237,8 +252,16 @@ static int note(struct store *s, int rc, const char *what)
 }
 
 /* Step a statement that returns no rows, then make it ready for reuse. */
+static int not_open(struct store *s, const char *what)
+{
+	snprintf(s->msg, sizeof(s->msg), "%s: the database is not open", what);
+	return -EIO;
+}
+
 static int run(struct store *s, enum stmt_id id, const char *what)
 {
+	if (!s->db)
+		return not_open(s, what);
 	sqlite3_stmt *st = s->stmt[id];
 	int rc = sqlite3_step(st);
 	int ret = rc == SQLITE_DONE ? 0 : note(s, rc, what);
@@ -249,6 +272,8 @@ static int run(struct store *s, enum stmt_id id, const char *what)
 
 static int exec(struct store *s, const char *sql, const char *what)
 {
+	if (!s->db)
+		return not_open(s, what);
 	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 	return rc == SQLITE_OK ? 0 : note(s, rc, what);
 }
@@ -270,7 +295,7 @@ static const char *col_text(sqlite3_stmt *st, int i)
 static void rollback(struct store *s)
 {
 	/* SQLite may have rolled back by itself (full disk, I/O error). */
-	if (sqlite3_get_autocommit(s->db))
+	if (!s->db || sqlite3_get_autocommit(s->db))
 		return;
 	sqlite3_step(s->stmt[S_ROLLBACK]);
 	sqlite3_reset(s->stmt[S_ROLLBACK]);
@@ -346,6 +371,16 @@ static void queue_clear(struct store *s)
 	}
 	s->head = s->tail = NULL;
 	s->n_queued = 0;
+}
+
+static int reopen_normal(struct store *s);
+
+/* A store open read-only or not at all tries the normal mode before each
+ * write (at most once a second); an exclusive one writes as it is. */
+static void before_write(struct store *s)
+{
+	if (s->mode == MODE_READ_ONLY || s->mode == MODE_CLOSED)
+		reopen_normal(s);
 }
 
 static bool name_ok(const char *name)
@@ -625,13 +660,19 @@ static int flush(struct store *s, int64_t now_ms, int history_days)
 int store_flush(struct store *store, int64_t now_ms, int history_days)
 {
 	store->history_days = history_days < 0 ? 0 : history_days;
-	return flush(store, now_ms, store->history_days);
+	before_write(store);
+	int rc = flush(store, now_ms, store->history_days);
+	/* writes work in memory-index mode: the disk has room for a -shm again */
+	if (!rc && store->mode == MODE_EXCLUSIVE)
+		reopen_normal(store);
+	return rc;
 }
 
 /* ---- devices ----------------------------------------------------------- */
 
 int store_device_put(struct store *store, const struct device *dev, int64_t now_ms)
 {
+	before_write(store);
 	cJSON *caps = cap_array_to_json(dev->caps, dev->n_caps);
 	char *caps_text = caps ? cJSON_PrintUnformatted(caps) : NULL;
 	cJSON_Delete(caps);
@@ -681,6 +722,7 @@ static void unqueue_device(struct store *s, const char *id)
 
 int store_device_delete(struct store *store, const char *id)
 {
+	before_write(store);
 	unqueue_device(store, id);
 	int rc = run(store, S_BEGIN, "begin");
 	if (!rc) {
@@ -930,20 +972,121 @@ static int check_wal(struct store *s)
 	return ret;
 }
 
-static int open_db(struct store *s)
+static int read_version(struct store *s, int *out);
+
+static int64_t mono_ms(void)
 {
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-		    SQLITE_OPEN_EXRESCODE;
-	int rc = sqlite3_open_v2(s->path, &s->db, flags, NULL);
-	if (rc != SQLITE_OK) {
-		if (s->db)
-			return note(s, rc, "open");
-		snprintf(s->msg, sizeof(s->msg), "open: %s", sqlite3_errstr(rc));
-		return errno_of(rc);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A "file:" URI for path with the query given ('%', '?' and '#' escaped). */
+static char *file_uri(const char *path, const char *query)
+{
+	size_t n = strlen(path);
+	char *uri = malloc(3 * n + strlen(query) + 8);
+	if (!uri)
+		return NULL;
+	char *p = uri + sprintf(uri, "file:");
+	for (const char *c = path; *c; c++)
+		p += (*c == '%' || *c == '?' || *c == '#') ? sprintf(p, "%%%02X", (unsigned char)*c)
+							   : sprintf(p, "%c", *c);
+	sprintf(p, "?%s", query);
+	return uri;
+}
+
+/* A -wal file with something in it: changes an immutable open would not see. */
+static bool wal_has_content(const char *path)
+{
+	char wal[PATH_MAX];
+	struct stat st;
+	if (snprintf(wal, sizeof(wal), "%s-wal", path) >= (int)sizeof(wal))
+		return true;
+	return stat(wal, &st) == 0 && st.st_size > 0;
+}
+
+static int open_as(struct store *s, const char *name, int flags)
+{
+	int rc = sqlite3_open_v2(name, &s->db, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+				 NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+		return 0;
 	}
-	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-	int ret = check_wal(s);
-	return ret ? ret : exec(s, "PRAGMA synchronous=NORMAL", "set synchronous");
+	if (s->db)
+		return note(s, rc, "open");
+	snprintf(s->msg, sizeof(s->msg), "open: %s", sqlite3_errstr(rc));
+	return errno_of(rc);
+}
+
+/* Read the file as it is: through its WAL when the -shm is there to read it
+ * by (after a crash), else as an immutable file (after a clean stop, when
+ * no -wal is left). The first read proves it. */
+static int open_read_only(struct store *s)
+{
+	int rc = open_as(s, s->path, SQLITE_OPEN_READONLY);
+	int version;
+	if (!rc && !(rc = read_version(s, &version)))
+		return 0;
+	sqlite3_close(s->db);
+	s->db = NULL;
+	if (wal_has_content(s->path))
+		return rc;
+	char *uri = file_uri(s->path, "immutable=1");
+	if (!uri)
+		return -ENOMEM;
+	rc = open_as(s, uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI);
+	free(uri);
+	return rc;
+}
+
+/* SQLite opens a file it may not write read-only without a word. */
+static int check_writable(struct store *s)
+{
+	if (sqlite3_db_readonly(s->db, "main") != 1)
+		return 0;
+	snprintf(s->msg, sizeof(s->msg), "open: the file or its file system is read-only");
+	return -EROFS;
+}
+
+static int open_db(struct store *s, enum open_mode mode)
+{
+	int rc;
+	s->mode = mode;
+	switch (mode) {
+	case MODE_NORMAL:
+		if ((rc = open_as(s, s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) ||
+		    (rc = check_writable(s)) || (rc = check_wal(s)))
+			return rc;
+		return exec(s, "PRAGMA synchronous=NORMAL", "set synchronous");
+	case MODE_EXCLUSIVE:
+		/* before WAL is first used: SQLite then keeps the WAL index in
+		 * memory and never creates the -shm a full disk refuses */
+		if ((rc = open_as(s, s->path, SQLITE_OPEN_READWRITE)) ||
+		    (rc = check_writable(s)) ||
+		    (rc = exec(s, "PRAGMA locking_mode=EXCLUSIVE", "set exclusive locking")) ||
+		    (rc = check_wal(s)))
+			return rc;
+		return exec(s, "PRAGMA synchronous=NORMAL", "set synchronous");
+	case MODE_READ_ONLY:
+		return open_read_only(s);
+	case MODE_CLOSED:
+		break;
+	}
+	return not_open(s, "open");
+}
+
+/* Finalize the statements and close the connection; the queue stays. */
+static void close_conn(struct store *s)
+{
+	for (int i = 0; i < S_COUNT; i++) {
+		sqlite3_finalize(s->stmt[i]);
+		s->stmt[i] = NULL;
+	}
+	if (s->db && sqlite3_close(s->db) != SQLITE_OK)
+		log_error("store", "%s: close: %s", s->path, sqlite3_errmsg(s->db));
+	s->db = NULL;
 }
 
 static int read_version(struct store *s, int *out)
@@ -1044,13 +1187,99 @@ static void close_db(struct store *s)
 {
 	if (!s)
 		return;
-	for (int i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(s->stmt[i]);
-	if (s->db && sqlite3_close(s->db) != SQLITE_OK)
-		log_error("store", "%s: close: %s", s->path, sqlite3_errmsg(s->db));
+	close_conn(s);
 	queue_clear(s);
 	free(s->path);
 	free(s);
+}
+
+/* Open in a fallback mode: the schema must be current already, since
+ * nothing can be migrated on a disk that refuses writes. */
+static int open_fallback(struct store *s, enum open_mode mode)
+{
+	int version = 0;
+	int rc = open_db(s, mode);
+	if (!rc && !(rc = read_version(s, &version)) && version != STORE_SCHEMA_VERSION) {
+		snprintf(s->msg, sizeof(s->msg), "schema version %d needs migrating to %d first",
+			 version, STORE_SCHEMA_VERSION);
+		rc = -EPROTO;
+	}
+	if (!rc)
+		rc = prepare_all(s);
+	if (rc)
+		close_conn(s);
+	return rc;
+}
+
+/* Errors of the disk rather than of the file: worth a fallback when the
+ * database exists. Not a newer schema, not another process holding it. */
+static bool disk_refused(int rc)
+{
+	return rc == -ENOSPC || rc == -EROFS || rc == -EIO || rc == -EACCES || rc == -EDQUOT;
+}
+
+static bool exists_with_data(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
+}
+
+/* Try the fallbacks in order; on success log what it means. */
+static int open_degraded(struct store *s, const char *why)
+{
+	static const enum open_mode order[] = {MODE_EXCLUSIVE, MODE_READ_ONLY};
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		if (open_fallback(s, order[i]))
+			continue;
+		if (s->mode == MODE_EXCLUSIVE)
+			log_warning("store",
+				    "%s: opened with its WAL index in memory instead (%s); hearthd "
+				    "holds the file exclusively until it can open it normally",
+				    s->path, why);
+		else
+			log_warning("store",
+				    "%s: opened read-only instead (%s); the hub runs on what is "
+				    "stored, keeps state and device changes in memory and writes "
+				    "them when the disk takes writes again",
+				    s->path, why);
+		s->reopen_tried_ms = mono_ms();
+		return 0;
+	}
+	s->mode = MODE_CLOSED;
+	return -EIO;
+}
+
+/* Leave a fallback mode for the normal one, at most once a second. The
+ * connection is closed first (an exclusive one holds the lock); when the
+ * normal open fails, the fallbacks are tried again, and failing those too
+ * the store stays closed, every call failing, until a later try works. */
+static int reopen_normal(struct store *s)
+{
+	if (s->mode == MODE_NORMAL)
+		return 0;
+	int64_t now = mono_ms();
+	if (s->reopen_tried_ms && now - s->reopen_tried_ms < 1000)
+		return -EAGAIN;
+	s->reopen_tried_ms = now;
+	enum open_mode was = s->mode;
+	close_conn(s);
+	int rc = open_db(s, MODE_NORMAL);
+	if (!rc)
+		rc = prepare_all(s);
+	if (!rc) {
+		log_info("store", "%s: open normally again (was %s)", s->path, mode_words[was]);
+		return 0;
+	}
+	char why[MSG_LEN];
+	snprintf(why, sizeof(why), "%s", s->msg);
+	close_conn(s);
+	if (was != MODE_CLOSED && open_fallback(s, was) == 0)
+		return rc;
+	if (open_degraded(s, why) != 0)
+		log_error("store", "%s: the database cannot be opened any more (%s); changes are "
+			  "kept in memory", s->path, why);
+	snprintf(s->msg, sizeof(s->msg), "%s", why);
+	return rc;
 }
 
 int store_open(const char *path, struct store **out, char *err, size_t err_len)
@@ -1071,16 +1300,21 @@ int store_open(const char *path, struct store **out, char *err, size_t err_len)
 		goto out;
 	}
 	s->history_days = -1;
-	if ((rc = open_db(s))) {
+	if ((rc = open_db(s, MODE_NORMAL)))
 		set_err(err, err_len, "database '%s': %s", path, s->msg);
-		goto out;
-	}
-	if ((rc = migrate(s, err, err_len)))
-		goto out;
-	if ((rc = prepare_all(s))) {
+	else if (!(rc = migrate(s, err, err_len)) && (rc = prepare_all(s)))
 		set_err(err, err_len, "database '%s': %s", path, s->msg);
-		goto out;
+	if (rc && disk_refused(rc) && exists_with_data(path)) {
+		char why[MSG_LEN];
+		snprintf(why, sizeof(why), "%s", s->msg);
+		close_conn(s);
+		if (open_degraded(s, why) == 0) {
+			rc = 0;
+			err[0] = '\0';
+		}
 	}
+	if (rc)
+		goto out;
 	*out = s;
 	s = NULL;
 out:
@@ -1088,6 +1322,11 @@ out:
 		log_error("store", "%s", err);
 	close_db(s);
 	return rc;
+}
+
+bool store_degraded(const struct store *store)
+{
+	return store->mode != MODE_NORMAL;
 }
 
 void store_close(struct store *store, int64_t now_ms)
@@ -1112,6 +1351,7 @@ static const char *const doc_kinds[] = {"rule", "scene"};
 int store_doc_put(struct store *store, enum store_doc kind, const char *id, const cJSON *doc,
 		  int source, int64_t now_ms)
 {
+	before_write(store);
 	char *text = cJSON_PrintUnformatted(doc);
 	if (!text)
 		return -ENOMEM;
@@ -1128,6 +1368,7 @@ int store_doc_put(struct store *store, enum store_doc kind, const char *id, cons
 
 int store_doc_delete(struct store *store, enum store_doc kind, const char *id)
 {
+	before_write(store);
 	sqlite3_stmt *st = store->stmt[S_DOC_DELETE];
 	bind_text(st, 1, doc_kinds[kind]);
 	bind_text(st, 2, id);
@@ -1146,6 +1387,8 @@ int store_doc_delete(struct store *store, enum store_doc kind, const char *id)
 static int each_row(struct store *s, enum stmt_id id, int (*fn)(sqlite3_stmt *, void *),
 		    void *user, const char *what)
 {
+	if (!s->db)
+		return not_open(s, what);
 	sqlite3_stmt *st = s->stmt[id];
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -1179,6 +1422,7 @@ int store_doc_load(struct store *store, enum store_doc kind, store_doc_fn fn, vo
 int store_timer_put(struct store *store, const char *key, const char *rule_id,
 		    const cJSON *record, int64_t now_ms)
 {
+	before_write(store);
 	int rc;
 	if (!record) {
 		bind_text(store->stmt[S_TIMER_DELETE], 1, key);
@@ -1289,6 +1533,8 @@ int store_firing_stats(struct store *store, store_firing_fn fn, void *user)
 void store_get_stats(const struct store *store, struct store_stats *out)
 {
 	*out = store->stats;
+	out->mode = mode_words[store->mode];
+	out->failing = store->n_failed > 0;
 }
 
 /* -- backup and restore ---------------------------------------------------------- */
@@ -1416,6 +1662,10 @@ int store_backup(struct store *store, const char *dest_path, char *err, size_t e
 	if (lstat(dest_path, &st) == 0) {
 		set_err(err, err_len, "'%s' exists already; not overwritten", dest_path);
 		return -EEXIST;
+	}
+	if (!store->db) {
+		set_err(err, err_len, "the database is not open");
+		return -EIO;
 	}
 	if ((rc = make_parent(dest_path, err, err_len)) ||
 	    (rc = copy_db(store->db, part, err, err_len)))
@@ -1649,6 +1899,8 @@ out:
 /* Prepare sql and bind device_id as ?1; 0 or a negative errno. */
 static int prepare_for(struct store *s, const char *sql, const char *device_id, sqlite3_stmt **st)
 {
+	if (!s->db)
+		return not_open(s, "prepare a history query");
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
 	if (rc != SQLITE_OK)
 		return note(s, rc, "prepare a history query");

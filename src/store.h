@@ -46,8 +46,20 @@ struct store;
  * synchronous=NORMAL, run pending migrations in one transaction each.
  * Refuses a database whose schema_version is newer than this build knows
  * (-EPROTO). Returns 0 with *out, or a negative errno with err set.
+ *
+ * When the disk refuses (full, read-only, I/O error) and the file exists
+ * with a current schema, the store opens in a fallback mode instead, with a
+ * warning: first read-write with SQLite's WAL index in memory (no -shm file
+ * to create; the file is locked for other processes meanwhile), else
+ * read-only (through the WAL when a crash left its -shm, else immutable
+ * when no -wal is left). Writes then fail like any refused write, and the
+ * store goes back to the normal mode by itself: before a write when
+ * read-only, after a good flush when exclusive (at most once a second).
  */
 int store_open(const char *path, struct store **out, char *err, size_t err_len);
+
+/* True while the store runs in a fallback mode (see store_open). */
+bool store_degraded(const struct store *store);
 
 /* Flush what is queued, finalize statements, close. NULL is accepted. */
 void store_close(struct store *store, int64_t now_ms);
@@ -131,6 +143,8 @@ struct store_stats {
 	uint64_t rows_written;	   /* state + history + event rows */
 	uint64_t flush_failures;
 	int64_t last_commit_ms;
+	const char *mode; /* "normal", or the fallback: "exclusive", "read-only", "closed" */
+	bool failing;	  /* the last flush failed */
 };
 void store_get_stats(const struct store *store, struct store_stats *out);
 

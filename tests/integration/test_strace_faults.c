@@ -800,40 +800,99 @@ static void full_while_running(struct hearthd *hub, const char *filler)
 	assert_int_equal(brightness_rows(hub->db, "state", 33), 1);
 }
 
-/* The disk is full when the hub starts. After a clean stop SQLite must
- * create and grow its -shm file again, which a full disk refuses: the
- * database does not open and the hub must say why plainly (or serve). After
- * a kill -9 the old -shm is still there. */
-static void full_at_start(struct hearthd *hub, const char *filler, bool after_kill)
+static const char *store_mode(struct client *c)
+{
+	static char mode[32];
+	cJSON *resp = client_request(c, "health_check", "", 4000);
+	const cJSON *store = cJSON_GetObjectItem(cJSON_GetObjectItem(resp, "data"), "store");
+	const cJSON *m = cJSON_GetObjectItem(store, "mode");
+	snprintf(mode, sizeof(mode), "%s", cJSON_IsString(m) ? m->valuestring : "?");
+	cJSON_Delete(resp);
+	return mode;
+}
+
+static long long named(const char *db, const char *id, const char *name)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM devices WHERE id = '%s' AND name = '%s'",
+		 id, name);
+	return harness_db_ll(db, sql);
+}
+
+enum start_fault { DISK_FULL, READ_ONLY };
+
+static void set_fault(enum start_fault f, const char *filler, bool on)
+{
+	if (f == DISK_FULL && on)
+		fill(filler);
+	else if (f == DISK_FULL)
+		assert_int_equal(unlink(filler), 0);
+	else if (mount(NULL, disk.mnt, NULL, MS_REMOUNT | (on ? MS_RDONLY : 0), NULL) != 0)
+		fail_msg("cannot remount %s %s: %s", disk.mnt, on ? "read-only" : "read-write",
+			 strerror(errno));
+}
+
+/* The disk refuses writes when the hub starts: full, or mounted read-only
+ * (what the kernel does to an SD card that failed). After a clean stop no
+ * -shm is left for SQLite to read the database by, after a kill -9 it is.
+ * Either way the hub starts on what is stored, serves from memory, says
+ * how the database is open, and once the fault is gone writes what changed
+ * meanwhile by itself. */
+static void fault_at_start(struct hearthd *hub, const char *filler, enum start_fault f,
+			   bool after_kill, const char *new_name, int level)
 {
 	const char *how = after_kill ? "after a kill -9" : "after a clean stop";
+	const char *what = f == DISK_FULL ? "disk full" : "read-only file system";
 	assert_int_equal(hearthd_restart(hub), 0);
 	assert_int_equal(hearthd_signal_wait(hub, after_kill ? SIGKILL : SIGTERM, 5000),
 			 after_kill ? 128 + SIGKILL : 0);
-	fill(filler);
-	int before = count_lines(hub->log, "cannot open the database");
-	if (hearthd_restart(hub) == 0) {
-		struct client *c = client_new(hub->port);
-		assert_non_null(c);
-		client_subscribe(c, "hearth/virtual/light-1");
-		assert_true(set_light(c, 44));
-		client_free(c);
-		assert_int_equal(hearthd_signal_wait(hub, SIGTERM, 5000), 0);
-		print_message("  disk full at start %s: served from memory\n", how);
-	} else {
-		assert_int_equal(hub->last_status, 1);
-		assert_true(count_lines(hub->log, "cannot open the database") > before);
+	set_fault(f, filler, true);
+	if (hearthd_restart(hub) != 0) {
 		char line[600];
 		first_line(hub->log, "cannot open the database", line, sizeof(line));
-		print_message("  disk full at start %s: refused: \"%s\"\n", how, from(line, "hub:"));
-		assert_non_null(strstr(line, "No space left on device"));
+		set_fault(f, filler, false);
+		fail_msg("%s at start %s: refused (status %d): \"%s\"", what, how,
+			 hub->last_status, from(line, "hub:"));
 	}
-	assert_int_equal(unlink(filler), 0);
-	assert_int_equal(hearthd_restart(hub), 0);
+	struct client *c = client_new(hub->port);
+	assert_non_null(c);
+	client_subscribe(c, "hearth/virtual/light-1");
+	char mode[32];
+	snprintf(mode, sizeof(mode), "%s", store_mode(c));
+	/* no -shm to be made: the WAL index in memory, or the file as it is */
+	if (!after_kill)
+		assert_string_equal(mode, f == DISK_FULL ? "exclusive" : "read-only");
+	else
+		assert_string_not_equal(mode, "closed");
+	assert_true(set_light(c, level));
+	assert_true(rename_ok(c, "virtual:light-2", new_name));
+	client_pump(c, 300);
+	set_fault(f, filler, false);
+	long long start = harness_now_ms();
+	while ((strcmp(store_mode(c), "normal") != 0 ||
+		named(hub->db, "virtual:light-2", new_name) != 1) &&
+	       harness_now_ms() - start < RECOVER_WAIT_MS)
+		client_pump(c, 200);
+	long long took = harness_now_ms() - start;
+	assert_string_equal(store_mode(c), "normal");
+	print_message("  %s at start %s: served (database %s), open normally and the rename "
+		      "saved %lld ms after the fault ended\n",
+		      what, how, mode, took);
+	char line[600];
+	first_line(hub->log, f == DISK_FULL ? "in memory instead" : "read-only instead", line,
+		   sizeof(line));
+	if (line[0])
+		print_message("    \"%s\"\n", from(line, "store:"));
+	assert_true(set_light(c, level + 1));
+	client_pump(c, 400);
+	client_free(c);
 	assert_int_equal(hearthd_signal_wait(hub, SIGTERM, 5000), 0);
 	char ic[256];
 	assert_true(integrity_ok(hub->db, ic, sizeof(ic)));
 	assert_int_equal(harness_db_ll(hub->db, "SELECT count(*) FROM devices"), TMPFS_DEVICES);
+	assert_int_equal(named(hub->db, "virtual:light-2", new_name), 1);
+	assert_int_equal(brightness_rows(hub->db, "history", level), 1);
+	assert_int_equal(brightness_rows(hub->db, "state", level + 1), 1);
 }
 
 static void test_tmpfs_full(void **state)
@@ -868,15 +927,19 @@ static void test_tmpfs_full(void **state)
 	snprintf(filler, sizeof(filler), "%s/filler", disk.mnt);
 	print_message("tmpfs of %d KiB holding the database:\n", TMPFS_KIB);
 	full_while_running(&hub, filler);
-	full_at_start(&hub, filler, false);
-	full_at_start(&hub, filler, true);
+	fault_at_start(&hub, filler, DISK_FULL, false, "den/lamp-a", 40);
+	fault_at_start(&hub, filler, DISK_FULL, true, "den/lamp-b", 50);
+	fault_at_start(&hub, filler, READ_ONLY, false, "den/lamp-c", 60);
+	fault_at_start(&hub, filler, READ_ONLY, true, "den/lamp-d", 70);
 	tmpfs_teardown(NULL);
 	assert_int_equal(hearthd_cleanup(&hub), 0);
 	broker_stop(&broker);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc > 1) /* e.g. test_tmpfs_full */
+		cmocka_set_test_filter(argv[1]);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pwrite_enospc),
 		cmocka_unit_test(test_fdatasync_eio),
