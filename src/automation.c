@@ -37,6 +37,15 @@ struct automation {
 	bool rules_dirty, scenes_dirty;
 	bool stopped;
 	bool running; /* start triggers fired, timers armed */
+	struct unsaved_doc *unsaved; /* rules and scenes the database refused */
+};
+
+/* A rule or scene whose stored copy differs from memory: written (or
+ * deleted) again when the database takes writes. */
+struct unsaved_doc {
+	struct unsaved_doc *next;
+	enum store_doc kind;
+	char id[];
 };
 
 /* -- the engine's host ------------------------------------------------------------ */
@@ -540,6 +549,91 @@ static void closed(uv_handle_t *h)
 	(void)h;
 }
 
+/* Make the stored copy of a rule or scene what memory holds: its definition
+ * (rules made through the API only; rules from files are read from there),
+ * or no row once it is gone. */
+static int sync_doc(struct automation *a, enum store_doc kind, const char *id)
+{
+	struct store *st = a->hub->store;
+	if (kind == STORE_DOC_SCENE) {
+		const struct scene *sc = scenes_get(a->scenes, id);
+		return sc ? store_doc_put(st, kind, id, sc->definition, 0, hub_now_ms())
+			  : store_doc_delete(st, kind, id);
+	}
+	if (!rules_exists(a->rules, id))
+		return store_doc_delete(st, kind, id);
+	if (rules_source_of(a->rules, id) != RULES_SOURCE_API)
+		return 0;
+	cJSON *d = rules_definition(a->rules, id);
+	int rc = d ? store_doc_put(st, kind, id, d, 0, hub_now_ms()) : -ENOMEM;
+	cJSON_Delete(d);
+	return rc;
+}
+
+static struct unsaved_doc **unsaved_find(struct automation *a, enum store_doc kind,
+					 const char *id)
+{
+	struct unsaved_doc **p = &a->unsaved;
+	while (*p && ((*p)->kind != kind || strcmp((*p)->id, id) != 0))
+		p = &(*p)->next;
+	return p;
+}
+
+/* Save a change to a rule or scene; one the database refuses is kept and
+ * written again with the hub's other refused writes. */
+static void save_doc(struct automation *a, enum store_doc kind, const char *id)
+{
+	if (!a->hub->store)
+		return;
+	struct unsaved_doc **p = unsaved_find(a, kind, id);
+	if (sync_doc(a, kind, id) == 0) {
+		if (*p) {
+			struct unsaved_doc *u = *p;
+			*p = u->next;
+			free(u);
+		}
+		return;
+	}
+	const char *what = kind == STORE_DOC_RULE ? "rule" : "scene";
+	if (*p)
+		return;
+	struct unsaved_doc *u = malloc(sizeof(*u) + strlen(id) + 1);
+	if (!u) {
+		log_error(src, "%s '%s' could not be saved, and there is no memory to try again",
+			  what, id);
+		return;
+	}
+	u->kind = kind;
+	strcpy(u->id, id);
+	u->next = NULL;
+	*p = u;
+	log_error(src, "%s '%s' could not be saved; it is kept in memory and saved when the "
+		       "database takes writes again",
+		  what, id);
+	hub_store_touched(a->hub);
+}
+
+bool automation_retry_unsaved(struct automation *a)
+{
+	if (!a || !a->hub->store || !a->unsaved)
+		return false;
+	struct unsaved_doc **p = &a->unsaved;
+	size_t saved = 0;
+	while (*p) {
+		struct unsaved_doc *u = *p;
+		if (sync_doc(a, u->kind, u->id) == 0) {
+			*p = u->next;
+			free(u);
+			saved++;
+		} else {
+			p = &u->next;
+		}
+	}
+	if (saved && !a->unsaved)
+		log_info(src, "the database takes writes again; every rule and scene is saved");
+	return a->unsaved != NULL;
+}
+
 void automation_free(struct automation *a)
 {
 	if (!a)
@@ -552,6 +646,11 @@ void automation_free(struct automation *a)
 	}
 	rules_free(a->rules);
 	scenes_free(a->scenes);
+	while (a->unsaved) {
+		struct unsaved_doc *u = a->unsaved;
+		a->unsaved = u->next;
+		free(u);
+	}
 	free(a);
 }
 
@@ -602,18 +701,11 @@ int automation_replace_device(struct automation *a, const char *old_id, const ch
 		const cJSON *id;
 		cJSON_ArrayForEach(id, ids)
 		{
-			if (rules_source_of(a->rules, id->valuestring) != RULES_SOURCE_API)
-				continue;
-			cJSON *d = rules_definition(a->rules, id->valuestring);
-			if (d)
-				store_doc_put(a->hub->store, STORE_DOC_RULE, id->valuestring, d, 0,
-					      hub_now_ms());
-			cJSON_Delete(d);
+			save_doc(a, STORE_DOC_RULE, id->valuestring);
 		}
 		cJSON_Delete(ids);
 		for (const struct scene *s = scenes_first(a->scenes); s; s = s->next)
-			store_doc_put(a->hub->store, STORE_DOC_SCENE, s->id, s->definition, 0,
-				      hub_now_ms());
+			save_doc(a, STORE_DOC_SCENE, s->id);
 	}
 	a->scenes_dirty = true;
 	schedule_publish(a);
@@ -664,12 +756,7 @@ static int rule_add(struct automation *a, const cJSON *req, cJSON *data, bool mu
 	if (!rc)
 		rc = rules_add(a->rules, def, RULES_SOURCE_API, err, len);
 	if (!rc) {
-		cJSON *stored = rules_definition(a->rules, id->valuestring);
-		if (a->hub->store && stored &&
-		    store_doc_put(a->hub->store, STORE_DOC_RULE, id->valuestring, stored, 0,
-				  hub_now_ms()) != 0)
-			log_error(src, "rule '%s' is active but could not be saved", id->valuestring);
-		cJSON_Delete(stored);
+		save_doc(a, STORE_DOC_RULE, id->valuestring);
 		cJSON_AddStringToObject(data, "id", id->valuestring);
 		log_info(src, "rule '%s' %s", id->valuestring, must_exist ? "updated" : "added");
 	}
@@ -697,17 +784,15 @@ static int rule_simple(struct automation *a, const char *verb, const cJSON *req,
 			return -EPERM;
 		}
 		rc = rules_remove(a->rules, id);
-		if (!rc && a->hub->store)
-			store_doc_delete(a->hub->store, STORE_DOC_RULE, id);
+		if (!rc)
+			save_doc(a, STORE_DOC_RULE, id);
 	} else if (strcmp(verb, "trigger") == 0) {
 		const cJSON *check = cJSON_GetObjectItemCaseSensitive(req, "conditions");
 		rc = rules_trigger(a->rules, id, cJSON_IsTrue(check), err, len);
 	} else {
 		rc = rules_enable(a->rules, id, strcmp(verb, "enable") == 0);
-		cJSON *stored = rules_definition(a->rules, id);
-		if (!rc && api && a->hub->store && stored)
-			store_doc_put(a->hub->store, STORE_DOC_RULE, id, stored, 0, hub_now_ms());
-		cJSON_Delete(stored);
+		if (!rc && api)
+			save_doc(a, STORE_DOC_RULE, id);
 	}
 	if (!rc) {
 		cJSON_AddStringToObject(data, "id", id);
@@ -744,11 +829,8 @@ static int scene_add(struct automation *a, const cJSON *req, cJSON *data, char *
 	int rc = scenes_add(a->scenes, def, err, len);
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(def, "id");
 	if (!rc) {
-		const struct scene *s = scenes_get(a->scenes, id->valuestring);
-		if (a->hub->store)
-			store_doc_put(a->hub->store, STORE_DOC_SCENE, s->id, s->definition, 0,
-				      hub_now_ms());
-		cJSON_AddStringToObject(data, "id", s->id);
+		save_doc(a, STORE_DOC_SCENE, id->valuestring);
+		cJSON_AddStringToObject(data, "id", id->valuestring);
 		a->scenes_dirty = true;
 		schedule_publish(a);
 	}
@@ -769,9 +851,7 @@ static int scene_verb(struct automation *a, const char *verb, const cJSON *req, 
 		if (rc)
 			return rc;
 		const struct scene *s = scenes_get(a->scenes, id);
-		if (a->hub->store)
-			store_doc_put(a->hub->store, STORE_DOC_SCENE, id, s->definition, 0,
-				      hub_now_ms());
+		save_doc(a, STORE_DOC_SCENE, id);
 		cJSON_AddStringToObject(data, "id", id);
 		cJSON_AddNumberToObject(data, "devices", cJSON_GetArraySize(s->targets));
 		a->scenes_dirty = true;
@@ -791,8 +871,7 @@ static int scene_verb(struct automation *a, const char *verb, const cJSON *req, 
 		return 0;
 	}
 	scenes_remove(a->scenes, id);
-	if (a->hub->store)
-		store_doc_delete(a->hub->store, STORE_DOC_SCENE, id);
+	save_doc(a, STORE_DOC_SCENE, id);
 	a->scenes_dirty = true;
 	schedule_publish(a);
 	return 0;

@@ -59,6 +59,10 @@ void automation_command_failed(struct automation *a, const struct rules_origin *
 /* Retained topics on (re)connect. */
 void automation_publish_all(struct automation *a);
 
+/* Rules and scenes whose change the database refused are written again
+ * (the hub calls this with its other retries); true while some still wait. */
+bool automation_retry_unsaved(struct automation *a);
+
 /* For the ecosystem view and health. */
 struct rules *automation_rules(struct automation *a);
 struct scenes *automation_scenes(struct automation *a);

@@ -60,6 +60,17 @@ static void set_and_see(struct client *c, const char *topic, const char *payload
 	free(p);
 }
 
+static void expect_ok(cJSON *r)
+{
+	assert_non_null(r);
+	const cJSON *status = cJSON_GetObjectItem(r, "status");
+	if (!cJSON_IsString(status) || strcmp(status->valuestring, "ok") != 0) {
+		char *text = cJSON_PrintUnformatted(r);
+		fail_msg("request failed: %s", text ? text : "?");
+	}
+	cJSON_Delete(r);
+}
+
 /* A broker, and a hub whose writes and syncs fail while the file named by
  * ctl (a fresh name, not created yet) exists: the shim is preloaded into
  * hearthd only. */
@@ -107,7 +118,20 @@ static void run_fault(const char *word, const char *log_words)
 	cJSON_Delete(r);
 	set_and_see(c, "hearth/lounge/lamp/set", "{\"brightness\":22,\"transition\":0}",
 		    "hearth/lounge/lamp", "\"brightness\":22");
+	/* a rule and a scene made during the fault: active at once, saved later */
+	expect_ok(client_request(c, "rule/add",
+				 "\"id\":\"fault-rule\",\"triggers\":[{\"type\":\"mqtt\","
+				 "\"topic\":\"test/go\"}],\"actions\":[{\"type\":\"set\","
+				 "\"device\":\"lounge/lamp\",\"state\":{\"brightness\":44}}]",
+				 3000));
+	expect_ok(client_request(c, "scene/capture", "\"id\":\"fault-scene\","
+				 "\"devices\":[\"lounge/lamp\"]", 3000));
+	client_publish(c, "test/go", "1", false);
+	char *p = client_wait(c, "hearth/lounge/lamp", "\"brightness\":44", 3000);
+	assert_non_null(p);
+	free(p);
 	client_pump(c, 600); /* several commit intervals fail */
+	assert_true(hearthd_log_contains(&hub, "rule 'fault-rule' could not be saved"));
 	assert_true(hearthd_log_contains(&hub, log_words));
 	r = client_request(c, "health_check", "", 3000);
 	assert_non_null(r);
@@ -121,9 +145,14 @@ static void run_fault(const char *word, const char *log_words)
 		    "hearth/lounge/lamp", "\"brightness\":33");
 	client_pump(c, 5500);
 	assert_true(hearthd_log_contains(&hub, "every device is saved"));
+	assert_true(hearthd_log_contains(&hub, "every rule and scene is saved"));
 	client_free(c);
 	assert_int_equal(hearthd_signal_wait(&hub, SIGTERM, 3000), 0);
 	assert_true(integrity_ok(hub.db));
+	assert_int_equal(harness_db_ll(hub.db, "SELECT count(*) FROM documents WHERE "
+				       "(kind = 'rule' AND id = 'fault-rule') OR "
+				       "(kind = 'scene' AND id = 'fault-scene')"),
+			 2);
 	assert_int_equal(harness_db_ll(hub.db, "SELECT count(*) FROM devices WHERE id = 'virtual:light-1' "
 				       "AND name = 'lounge/lamp'"),
 			 1);
@@ -189,7 +218,7 @@ static void run_stop_after_refused_rename(bool fault_gone)
 		assert_true(hearthd_log_contains(&hub, "every device is saved"));
 	} else {
 		assert_int_equal(saved, 0);
-		assert_true(hearthd_log_contains(&hub, "stopping with device changes not saved"));
+		assert_true(hearthd_log_contains(&hub, "stopping with device, rule or scene changes not saved"));
 	}
 	assert_int_equal(hearthd_cleanup(&hub), 0);
 	broker_stop(&broker);
