@@ -24,7 +24,8 @@
  * The operations: store_open + store_load of a database with devices and
  * state; queued state, events and traces, a device written, store_flush
  * (and its retry); config_load (which allocates with libc alone: its sweeps
- * prove it never reaches either hook); api_json_parse of API payloads;
+ * prove it never reaches either hook; test_config_alloc.c fails libc's own
+ * allocations under it); api_json_parse of API payloads;
  * cJSON_Parse + rules_add of the rules in config/rules/; registry_merge +
  * registry_stamp of a plugin's state report.
  *
@@ -1145,7 +1146,8 @@ static void test_config_load(void **state)
 	config_hook_calls = 0;
 	sweep_all("config_load", op_config, path, true, true, false);
 	/* config.c and libinih allocate with libc only: neither hook is reached,
-	 * so these sweeps stop at N = 1 with the file read whole. */
+	 * so these sweeps stop at N = 1 with the file read whole
+	 * (test_config_alloc.c sweeps libc's allocator). */
 	print_message("config_load: %lu allocations through the cJSON and SQLite hooks\n",
 		      config_hook_calls);
 	unlink(path);
