@@ -817,7 +817,7 @@ static int rule_trace(struct automation *a, const cJSON *req, cJSON *data, char 
 				    : strdup("the rule has not been triggered yet");
 	cJSON_AddStringToObject(data, "explanation", story ? story : "");
 	free(story);
-	cJSON_AddItemToObject(data, "traces", traces);
+	cap_json_add(data, "traces", traces);
 	return 0;
 }
 

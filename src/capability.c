@@ -536,6 +536,14 @@ int cap_json_put(cJSON *object, const char *key, cJSON *value)
 	return 0;
 }
 
+int cap_json_add(cJSON *object, const char *key, cJSON *value)
+{
+	if (object && value && cJSON_AddItemToObject(object, key, value))
+		return 0;
+	cJSON_Delete(value);
+	return -ENOMEM;
+}
+
 bool cap_json_equal(const cJSON *a, const cJSON *b)
 {
 	if (!a || !b)

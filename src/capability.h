@@ -78,6 +78,9 @@ bool cap_json_equal(const cJSON *a, const cJSON *b);
  * without allocating (the system cJSON puts a replacement in with no key when
  * copying the key fails). 0, or -ENOMEM with value freed and object as it was. */
 int cap_json_put(cJSON *object, const char *key, cJSON *value);
+/* cJSON_AddItemToObject that frees value when it fails (the key cannot be
+ * copied, or value is NULL): 0 or -ENOMEM. */
+int cap_json_add(cJSON *object, const char *key, cJSON *value);
 
 /* Convert between ABI values and cJSON. hearth_value of type JSON is parsed
  * (-EINVAL if it is not an object or array). *out is new. */

@@ -288,7 +288,7 @@ static cJSON *new_trace(struct rules *r, const cJSON *snapshot)
 	if (!t)
 		return NULL;
 	cJSON_AddNumberToObject(t, "time", (double)now(r));
-	cJSON_AddItemToObject(t, "trigger", snapshot ? cJSON_Duplicate(snapshot, 1)
+	cap_json_add(t, "trigger", snapshot ? cJSON_Duplicate(snapshot, 1)
 						     : cJSON_CreateObject());
 	cJSON_AddArrayToObject(t, "conditions");
 	cJSON_AddArrayToObject(t, "actions");
@@ -338,11 +338,11 @@ static void run_persist(struct rules *r, struct run *run)
 	cJSON_AddStringToObject(rec, "kind", "run");
 	cJSON_AddStringToObject(rec, "state", states[run->state]);
 	cJSON_AddNumberToObject(rec, "pc", run->pc);
-	cJSON_AddItemToObject(rec, "counters", cJSON_CreateIntArray(run->counters, RULES_SLOTS_MAX));
+	cap_json_add(rec, "counters", cJSON_CreateIntArray(run->counters, RULES_SLOTS_MAX));
 	cJSON_AddNumberToObject(rec, "deadline", (double)run->deadline);
 	cJSON_AddNumberToObject(rec, "wait_since", (double)run->wait_since);
 	cJSON_AddNumberToObject(rec, "started", (double)run->started_ms);
-	cJSON_AddItemToObject(rec, "trigger", cJSON_Duplicate(run->snapshot, 1));
+	cap_json_add(rec, "trigger", cJSON_Duplicate(run->snapshot, 1));
 	r->host.persist(r->host.user, key, run->rule->id, rec);
 	cJSON_Delete(rec);
 }
@@ -482,7 +482,12 @@ static cJSON *resolve_state(const struct instr *in, const cJSON *snapshot, char 
 			cJSON_Delete(out);
 			return NULL;
 		}
-		cJSON_ReplaceItemInObjectCaseSensitive(out, item->string, copy);
+		/* the key moves over: a replace that copied it could lose it */
+		if (cap_json_put(out, item->string, copy) != 0) {
+			snprintf(err, len, "out of memory");
+			cJSON_Delete(out);
+			return NULL;
+		}
 	}
 	return out;
 }
@@ -647,7 +652,7 @@ static int run_rule(struct rules *r, struct rule *rule, const cJSON *snapshot, b
 	if (check_conditions && !cond_eval_all(rule->conditions, rule->n_conditions, &ctx)) {
 		cJSON *trace = new_trace(r, snapshot);
 		if (trace) {
-			cJSON_ReplaceItemInObjectCaseSensitive(trace, "conditions", cond_trace);
+			cap_json_put(trace, "conditions", cond_trace);
 			cond_trace = NULL;
 			cJSON_AddStringToObject(trace, "outcome", "conditions not met");
 			keep_trace(r, rule, trace);
@@ -702,7 +707,7 @@ static int run_rule(struct rules *r, struct rule *rule, const cJSON *snapshot, b
 		cJSON_Delete(cond_trace);
 		return -ENOMEM;
 	}
-	cJSON_ReplaceItemInObjectCaseSensitive(run->trace, "conditions", cond_trace);
+	cap_json_put(run->trace, "conditions", cond_trace);
 	run->missed = missed;
 	rule->fired_count++;
 	rule->last_fired_ms = t;
@@ -774,10 +779,10 @@ static cJSON *snapshot_state(const struct trigger *t, const struct device *dev, 
 	cJSON *data = cJSON_GetObjectItemCaseSensitive(s, "data");
 	const cJSON *item;
 	cJSON_ArrayForEach(item, dev->state)
-		cJSON_AddItemToObject(data, item->string, cJSON_Duplicate(item, 1));
-	cJSON_AddItemToObject(s, "from", old ? cJSON_Duplicate(old, 1) : cJSON_CreateNull());
-	cJSON_AddItemToObject(s, "to", cur ? cJSON_Duplicate(cur, 1) : cJSON_CreateNull());
-	cJSON_AddItemToObject(data, "value", cur ? cJSON_Duplicate(cur, 1) : cJSON_CreateNull());
+		cap_json_add(data, item->string, cJSON_Duplicate(item, 1));
+	cap_json_add(s, "from", old ? cJSON_Duplicate(old, 1) : cJSON_CreateNull());
+	cap_json_add(s, "to", cur ? cJSON_Duplicate(cur, 1) : cJSON_CreateNull());
+	cap_json_add(data, "value", cur ? cJSON_Duplicate(cur, 1) : cJSON_CreateNull());
 	return s;
 }
 
@@ -808,7 +813,7 @@ static void hold_start(struct rules *r, struct trigger *t, cJSON *snapshot, int6
 		cJSON_AddStringToObject(rec, "kind", "hold");
 		cJSON_AddNumberToObject(rec, "trigger", t->index);
 		cJSON_AddNumberToObject(rec, "since", (double)since);
-		cJSON_AddItemToObject(rec, "snapshot", cJSON_Duplicate(snapshot, 1));
+		cap_json_add(rec, "snapshot", cJSON_Duplicate(snapshot, 1));
 		r->host.persist(r->host.user, key, t->rule->id, rec);
 		cJSON_Delete(rec);
 	}
@@ -985,7 +990,7 @@ static cJSON *snapshot_data(const struct trigger *t, const cJSON *data)
 {
 	cJSON *s = snapshot_new(t);
 	if (s && data)
-		cJSON_ReplaceItemInObjectCaseSensitive(s, "data", cJSON_Duplicate(data, 1));
+		cap_json_put(s, "data", cJSON_Duplicate(data, 1));
 	return s;
 }
 
@@ -1637,9 +1642,7 @@ const cJSON *rules_trace_amend(struct rules *r, const struct rules_origin *origi
 		const cJSON *path = cJSON_GetObjectItemCaseSensitive(a, "path");
 		if (!cJSON_IsString(path) || strcmp(path->valuestring, origin->path) != 0)
 			continue;
-		cJSON *res = cJSON_CreateString("unconfirmed");
-		if (res)
-			cJSON_ReplaceItemInObjectCaseSensitive(a, "result", res);
+		cap_json_put(a, "result", cJSON_CreateString("unconfirmed"));
 		/* one action may send several commands (a scene): every error stays */
 		cJSON *old = cJSON_GetObjectItemCaseSensitive(a, "error");
 		if (cJSON_IsString(old)) {
@@ -1647,7 +1650,7 @@ const cJSON *rules_trace_amend(struct rules *r, const struct rules_origin *origi
 			char *both = malloc(n);
 			if (both) {
 				snprintf(both, n, "%s; %s", old->valuestring, error);
-				cJSON_ReplaceItemInObjectCaseSensitive(a, "error", cJSON_CreateString(both));
+				cap_json_put(a, "error", cJSON_CreateString(both));
 				free(both);
 			}
 		} else {

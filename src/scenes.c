@@ -73,7 +73,7 @@ static int check_target(struct scenes *sc, const char *id, const cJSON *t, cJSON
 			return fail(err, len, id, "targets.%s.%s", t->string, why);
 		cJSON_Delete(ok);
 	}
-	cJSON_AddItemToObject(targets, dev->id, cJSON_Duplicate(t, 1));
+	cap_json_add(targets, dev->id, cJSON_Duplicate(t, 1));
 	return 0;
 }
 
@@ -234,7 +234,7 @@ int scenes_capture(struct scenes *sc, const char *id, const char *name, const cJ
 			const cJSON *v = cJSON_GetObjectItemCaseSensitive(dev->state, c->name);
 			/* what can be set back, and only what is known */
 			if (v && (c->access & HEARTH_ACCESS_SET) && (c->access & HEARTH_ACCESS_PUBLISHED))
-				cJSON_AddItemToObject(state, c->name, cJSON_Duplicate(v, 1));
+				cap_json_add(state, c->name, cJSON_Duplicate(v, 1));
 		}
 		if (!state || !state->child) {
 			cJSON_Delete(state);
@@ -242,7 +242,7 @@ int scenes_capture(struct scenes *sc, const char *id, const char *name, const cJ
 				  dev->name);
 			break;
 		}
-		cJSON_AddItemToObject(targets, dev->name, state);
+		cap_json_add(targets, dev->name, state);
 	}
 	if (!rc)
 		rc = scenes_add(sc, def, err, err_len);
@@ -265,9 +265,9 @@ cJSON *scenes_to_json(const struct scenes *sc)
 		cJSON_ArrayForEach(t, s->targets)
 		{
 			const struct device *dev = registry_by_id(sc->reg, t->string);
-			cJSON_AddItemToObject(named, dev ? dev->name : t->string, cJSON_Duplicate(t, 1));
+			cap_json_add(named, dev ? dev->name : t->string, cJSON_Duplicate(t, 1));
 		}
-		cJSON_ReplaceItemInObjectCaseSensitive(d, "targets", named);
+		cap_json_put(d, "targets", named);
 		cJSON_AddItemToArray(a, d);
 	}
 	return a;

@@ -26,7 +26,9 @@
  * (and its retry); config_load (which allocates with libc alone: its sweeps
  * prove it never reaches either hook; test_config_alloc.c fails libc's own
  * allocations under it); api_json_parse of API payloads;
- * cJSON_Parse + rules_add of the rules in config/rules/; registry_merge +
+ * cJSON_Parse + rules_add of the rules in config/rules/; rules firing on an
+ * MQTT message (traces, a command with values copied from the trigger, a
+ * condition that fails); registry_merge +
  * registry_stamp of a plugin's state report.
  *
  * Sanitized builds and HEARTH_SLOW (make valgrind) step N more sparsely
@@ -1359,6 +1361,148 @@ static void test_rules_add(void **state)
 	registry_free(c.reg);
 }
 
+/* ---- 4b. rules firing: traces and commands built under allocation failure ------- */
+
+/* Two rules on one MQTT trigger: "copy" passes its condition and sets the
+ * lamp with a value copied from the payload; "refuse" fails its condition
+ * and leaves a trace that says so. */
+static const char *const fire_texts[] = {
+	"{\"id\":\"copy\",\"triggers\":[{\"type\":\"mqtt\",\"topic\":\"alloc/go\",\"id\":\"go\"}],"
+	"\"conditions\":[{\"type\":\"trigger\",\"id\":\"go\"}],"
+	"\"actions\":[{\"type\":\"set\",\"device\":\"virtual/light-1\","
+	"\"state\":{\"state\":\"ON\",\"brightness\":{\"from_trigger\":\"level\"},"
+	"\"color_temp\":{\"from_trigger\":\"warmth\"}}}]}",
+	"{\"id\":\"refuse\",\"triggers\":[{\"type\":\"mqtt\",\"topic\":\"alloc/go\",\"id\":\"go\"}],"
+	"\"conditions\":[{\"type\":\"trigger\",\"id\":\"elsewhere\"}],"
+	"\"actions\":[{\"type\":\"publish\",\"topic\":\"alloc/never\",\"payload\":\"1\"}]}",
+};
+
+#define FIRE_PAYLOAD "{\"level\":77,\"warmth\":370}"
+
+/* What the engine handed its host, checked as it was handed (no copies:
+ * a copy would allocate under the faults). */
+static struct {
+	int sets;	 /* commands sent */
+	int sets_whole;	 /* of them, with every member keyed and copied right */
+	int traces;	 /* traces kept */
+	int traces_bad;	 /* of them, with a member no lookup reaches */
+	int published;	 /* "refuse" ran its action: its condition was skipped */
+} fired;
+
+/* Every member of every object below j has a key a lookup finds. */
+static bool keys_whole(const cJSON *j)
+{
+	const cJSON *item;
+	cJSON_ArrayForEach(item, j)
+	{
+		if (cJSON_IsObject(j) &&
+		    (!item->string || cJSON_GetObjectItemCaseSensitive(j, item->string) != item))
+			return false;
+		if ((cJSON_IsObject(item) || cJSON_IsArray(item)) && !keys_whole(item))
+			return false;
+	}
+	return true;
+}
+
+static int fire_set(void *u, const char *d, const cJSON *state, char *e, size_t l)
+{
+	(void)u, (void)e, (void)l;
+	fired.sets++;
+	const cJSON *on = cJSON_GetObjectItemCaseSensitive(state, "state");
+	const cJSON *b = cJSON_GetObjectItemCaseSensitive(state, "brightness");
+	const cJSON *ct = cJSON_GetObjectItemCaseSensitive(state, "color_temp");
+	if (strcmp(d, "virtual:light-1") == 0 && keys_whole(state) &&
+	    cJSON_GetArraySize(state) == 3 && cJSON_IsString(on) &&
+	    strcmp(on->valuestring, "ON") == 0 && cJSON_IsNumber(b) && b->valuedouble == 77 &&
+	    cJSON_IsNumber(ct) && ct->valuedouble == 370)
+		fired.sets_whole++;
+	return 0;
+}
+
+static void fire_trace(void *u, const char *id, const cJSON *t)
+{
+	(void)u, (void)id;
+	fired.traces++;
+	if (!keys_whole(t))
+		fired.traces_bad++;
+}
+
+static int fire_publish(void *u, const char *t, const char *p, bool r)
+{
+	(void)u, (void)p, (void)r;
+	fired.published += strcmp(t, "alloc/never") == 0;
+	return 0;
+}
+
+static const struct rules_host fire_host = {
+	.now_ms = stub_now,
+	.set = fire_set,
+	.scene = stub_scene,
+	.publish = fire_publish,
+	.fired = stub_fired,
+	.trace = fire_trace,
+	.persist = stub_persist,
+	.changed = stub_changed,
+	.mqtt_watch = stub_watch,
+	.location = stub_location,
+};
+
+static int op_fire(void *ctx, char *why, size_t why_len)
+{
+	struct registry *reg = ctx;
+	struct mem_mark mark = mem_mark();
+	struct rules *r = rules_new(&fire_host, reg);
+	assert_non_null(r);
+	for (size_t i = 0; i < ARRAY_LEN(fire_texts); i++) {
+		char err[400] = "";
+		cJSON *def = cJSON_Parse(fire_texts[i]);
+		assert_non_null(def);
+		if (rules_add(r, def, RULES_SOURCE_API, err, sizeof(err)))
+			fail_msg("rule %zu: %s", i, err);
+		cJSON_Delete(def);
+	}
+	memset(&fired, 0, sizeof(fired));
+	int ret = 0;
+	arm();
+	rules_on_mqtt(r, "alloc/go", FIRE_PAYLOAD, strlen(FIRE_PAYLOAD));
+	disarm();
+	/* a command that went out went out whole; a trace kept is whole */
+	if (fired.sets != fired.sets_whole)
+		ret = bad(why, why_len, "%d of %d commands lost or garbled a value",
+			  fired.sets - fired.sets_whole, fired.sets);
+	if (fired.traces_bad)
+		ret = bad(why, why_len, "%d traces with a member no lookup reaches",
+			  fired.traces_bad);
+	if (fired.published)
+		ret = bad(why, why_len, "a rule whose condition fails ran its action");
+	int op_rc = fired.sets_whole == 1 && fired.traces == 2 ? 0 : -ENOMEM;
+	/* disarmed, the same engine fires whole */
+	memset(&fired, 0, sizeof(fired));
+	rules_stub_now_ms += 1000;
+	rules_on_mqtt(r, "alloc/go", FIRE_PAYLOAD, strlen(FIRE_PAYLOAD));
+	if (fired.sets != 1 || fired.sets_whole != 1 || fired.traces != 2 || fired.traces_bad ||
+	    fired.published)
+		ret = bad(why, why_len,
+			  "afterwards: %d commands (%d whole), %d traces (%d bad), %d published",
+			  fired.sets, fired.sets_whole, fired.traces, fired.traces_bad,
+			  fired.published);
+	rules_free(r);
+	if (check_mem(mark, why, why_len))
+		ret = BAD_OUTCOME;
+	return ret ? ret : op_rc;
+}
+
+static void test_rules_fire(void **state)
+{
+	(void)state;
+	struct registry *reg = registry_new();
+	assert_non_null(reg);
+	for (size_t i = 0; i < ARRAY_LEN(devices); i++)
+		add_device(reg, i);
+	sweep_all("rules firing (traces, from_trigger)", op_fire, reg, false, true, false);
+	registry_free(reg);
+}
+
 /* ---- 5. a plugin's state report: registry_merge + registry_stamp -------------- */
 
 static const struct hearth_attr first_report[] = {
@@ -1520,6 +1664,7 @@ int main(void)
 		cmocka_unit_test(test_config_load),
 		cmocka_unit_test(test_api_parse),
 		cmocka_unit_test(test_rules_add),
+		cmocka_unit_test(test_rules_fire),
 		cmocka_unit_test(test_registry_merge),
 	};
 	int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
