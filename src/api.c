@@ -11,6 +11,7 @@
 
 #include "automation.h"
 #include "capability.h"
+#include "ha_discovery.h"
 #include "hub.h"
 #include "log.h"
 #include "mqtt.h"
@@ -217,8 +218,19 @@ void api_publish_bridge(struct hearth_hub *hub, const char *sub, const cJSON *js
 void api_publish_state(struct hearth_hub *hub, const struct device *dev)
 {
 	char topic[TOPIC_MAX];
-	if (topic_for(topic, sizeof(topic), hub->base, dev->name, NULL) == 0)
-		publish_json(hub, topic, dev->state, true);
+	if (topic_for(topic, sizeof(topic), hub->base, dev->name, NULL) != 0)
+		return;
+	const char *mode = ha_color_mode(dev);
+	cJSON *extra = mode ? cJSON_CreateString(mode) : NULL;
+	cJSON *state = (cJSON *)dev->state;
+	/* put in for the print only: the registry's state stays the device's */
+	if (extra && !cJSON_AddItemToObject(state, "color_mode", extra)) {
+		cJSON_Delete(extra);
+		extra = NULL;
+	}
+	publish_json(hub, topic, state, true);
+	if (extra)
+		cJSON_Delete(cJSON_DetachItemViaPointer(state, extra));
 }
 
 void api_publish_availability(struct hearth_hub *hub, const struct device *dev)

@@ -429,6 +429,47 @@ static size_t composite_modes(const struct build *b, int col, const char **out)
 	return n;
 }
 
+/* The member last changed of state, by the device's change times: a, b, or
+ * NULL when neither is in the state. */
+static const char *newer(const struct device *dev, const char *a, const char *b)
+{
+	const cJSON *ta = cJSON_GetObjectItemCaseSensitive(dev->state_ms, a);
+	const cJSON *tb = cJSON_GetObjectItemCaseSensitive(dev->state_ms, b);
+	bool has_a = cJSON_GetObjectItemCaseSensitive(dev->state, a) != NULL;
+	bool has_b = cJSON_GetObjectItemCaseSensitive(dev->state, b) != NULL;
+	if (!has_a || !has_b)
+		return has_a ? a : has_b ? b : NULL;
+	double ma = cJSON_IsNumber(ta) ? ta->valuedouble : 0;
+	double mb = cJSON_IsNumber(tb) ? tb->valuedouble : 0;
+	return mb > ma ? b : a;
+}
+
+const char *ha_color_mode(const struct device *dev)
+{
+	if (cJSON_GetObjectItemCaseSensitive(dev->state, "color_mode"))
+		return NULL; /* the device says it (zigbee2mqtt does) */
+	const struct cap *ct = cap_find(dev->caps, dev->n_caps, "color_temp");
+	const struct cap *col = cap_find(dev->caps, dev->n_caps, "color");
+	if (ct && (ct->type != HEARTH_CAP_NUMERIC || !settable(ct)))
+		ct = NULL;
+	const char *col_mode = NULL;
+	const cJSON *value = cJSON_GetObjectItemCaseSensitive(dev->state, "color");
+	for (size_t i = 0; col && col->type == HEARTH_CAP_COMPOSITE && settable(col) &&
+			   !col_mode && i < sizeof(color_modes) / sizeof(color_modes[0]);
+	     i++) {
+		const char *const *f = color_modes[i].features;
+		bool in_value = true;
+		for (size_t k = 0; k < 3 && f[k]; k++)
+			in_value = in_value && cJSON_GetObjectItemCaseSensitive(value, f[k]);
+		if (composite_has(col, f) && in_value)
+			col_mode = color_modes[i].mode;
+	}
+	const char *last = newer(dev, ct ? "color_temp" : "", col_mode ? "color" : "");
+	if (!last)
+		return NULL;
+	return strcmp(last, "color") == 0 ? col_mode : "color_temp";
+}
+
 /* An attribute of a light is part of it only when it can be set. */
 static int light_part(const struct build *b, const char *name, enum hearth_cap_type type)
 {

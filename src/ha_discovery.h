@@ -34,6 +34,13 @@ void ha_discovery_device_removed(struct ha_discovery *ha, const struct device *d
 void ha_discovery_on_message(struct ha_discovery *ha, const char *topic, const void *payload,
 			     size_t len);
 
+/* Home Assistant's JSON light shows colour temperature and colour back only
+ * from a state that names its colour mode. For a light whose state does not
+ * (zigbee2mqtt's do), the mode of whichever of color_temp and color changed
+ * last, as discovery offers it ("color_temp", "xy", "hs", "rgb"); NULL for
+ * anything else. Published in the device's state. */
+const char *ha_color_mode(const struct device *dev);
+
 /* The configs of one device as {topic: config} (new object), for tests. */
 cJSON *ha_discovery_configs(const struct ha_discovery *ha, const struct device *dev);
 /* The hub's own device (a connection-state binary_sensor) the same way. */

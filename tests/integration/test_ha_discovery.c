@@ -208,6 +208,8 @@ static void light_command_round_trip(void **state)
 			cJSON_Delete(j);
 	}
 	assert_non_null(ct);
+	/* HA's JSON light shows the colour temperature back only with a mode */
+	assert_string_equal(str(ct, "color_mode"), "color_temp");
 	cJSON_Delete(ct);
 
 	client_clear(e->c);

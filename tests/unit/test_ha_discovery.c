@@ -428,6 +428,47 @@ static const struct hearth_capability dimmer[] = {
 	 .flags = RANGE, .min = 2700, .max = 6500},
 };
 
+/* Merge one attribute into dev's state, changed at ms. */
+static void report(struct device *dev, const char *name, struct hearth_value v, int64_t ms)
+{
+	struct hearth_attr a = {.name = name, .value = v};
+	const char *changed[1];
+	assert_int_equal(registry_merge(dev, &a, 1, changed), 1);
+	assert_int_equal(registry_stamp(dev, changed, 1, ms), 0);
+}
+
+/* HA's JSON light shows colour back only from a state naming its mode: the
+ * mode of what changed last, unless the device names it itself. */
+static void light_color_mode_in_state(void **state)
+{
+	struct t *t = *state;
+	struct device *dev = add(t, "virtual:light-9", "den/lamp", NULL, NULL, colour_light,
+				 N(colour_light));
+	assert_null(ha_color_mode(dev)); /* nothing known yet */
+	report(dev, "brightness", HEARTH_NUMBER(120), 1000);
+	assert_null(ha_color_mode(dev));
+	report(dev, "color_temp", HEARTH_NUMBER(370), 2000);
+	assert_string_equal(ha_color_mode(dev), "color_temp");
+	report(dev, "color", HEARTH_JSON("{\"x\":0.3,\"y\":0.4}"), 3000);
+	assert_string_equal(ha_color_mode(dev), "xy");
+	report(dev, "color_temp", HEARTH_NUMBER(250), 4000);
+	assert_string_equal(ha_color_mode(dev), "color_temp");
+	report(dev, "color", HEARTH_JSON("{\"h\":120,\"s\":80}"), 5000);
+	assert_string_equal(ha_color_mode(dev), "hs");
+	/* a colour without the members of any mode names none */
+	report(dev, "color", HEARTH_JSON("{\"r\":1}"), 6000);
+	assert_string_equal(ha_color_mode(dev), "color_temp");
+	/* zigbee2mqtt sends its own */
+	report(dev, "color_mode", HEARTH_STRING("xy"), 7000);
+	assert_null(ha_color_mode(dev));
+
+	/* a light that never reported a colour temperature has none */
+	struct device *d2 = add(t, "virtual:dim-1", "den/dim", NULL, NULL, dimmer, N(dimmer));
+	report(d2, "brightness", HEARTH_NUMBER(10), 1000);
+	assert_null(ha_color_mode(d2));
+}
+
+
 static void light_kelvin_and_no_transition(void **state)
 {
 	struct t *t = *state;
@@ -1072,6 +1113,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(light_json_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(light_kelvin_and_no_transition, setup, teardown),
+		cmocka_unit_test_setup_teardown(light_color_mode_in_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(light_needs_a_settable_level, setup, teardown),
 		cmocka_unit_test_setup_teardown(switch_and_power_sensors, setup, teardown),
 		cmocka_unit_test_setup_teardown(switch_payload_is_hearth_set, setup, teardown),
