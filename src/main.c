@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "crash.h"
 #include "hub.h"
 #include "log.h"
 #include "store.h"
@@ -285,6 +286,7 @@ int main(int argc, char **argv)
 	struct daemon d = {.config_path = HEARTH_SYSCONFDIR "/hearth/hearth.conf"};
 	bool check_only = false;
 	d.start_ns = uv_hrtime();
+	crash_report_install();
 	tune_malloc();
 	if (parse_args(&d, argc, argv, &check_only))
 		return 2;

@@ -96,18 +96,41 @@ static const char *src = "plugins";
 
 /* -- helpers ---------------------------------------------------------------- */
 
-static uint64_t callback_start(void)
+/* The plugin callback running on this thread, for the crash report: a
+ * thread-local the fatal-signal handler reads (callbacks may nest: a state
+ * report fires a rule that commands another plugin). */
+static __thread const char *running_plugin, *running_what;
+static __thread bool pool_thread; /* work functions block by design */
+
+struct call {
+	uint64_t start;
+	const char *plugin, *what; /* what ran before, put back at the end */
+};
+
+static struct call callback_start(struct hearth_plugin_ctx *ctx, const char *what)
 {
-	return uv_hrtime();
+	struct call c = {uv_hrtime(), running_plugin, running_what};
+	running_plugin = ctx->name;
+	running_what = what;
+	return c;
 }
 
-/* A plugin that blocks the loop is named, so the user knows whom to blame. */
-static void callback_end(struct hearth_plugin_ctx *ctx, uint64_t start, const char *what)
+/* A plugin that blocks the loop is named, so the user knows whom to blame.
+ * ctx is used for its name only: the callback may have freed what it owns. */
+static void callback_end(struct hearth_plugin_ctx *ctx, struct call c, const char *what)
 {
-	uint64_t ns = uv_hrtime() - start;
-	if (ns > SLOW_CALLBACK_NS)
+	running_plugin = c.plugin;
+	running_what = c.what;
+	uint64_t ns = uv_hrtime() - c.start;
+	if (ns > SLOW_CALLBACK_NS && !pool_thread)
 		log_warning(ctx->name, "%s callback blocked the loop for %llu ms", what,
 			    (unsigned long long)(ns / 1000000u));
+}
+
+void plugin_host_running(const char **plugin, const char **what)
+{
+	*plugin = running_plugin;
+	*what = running_what;
 }
 
 static bool alive(const struct hearth_plugin_ctx *ctx)
@@ -297,10 +320,10 @@ static void timer_fired(uv_timer_t *t)
 	struct hearth_plugin_ctx *ctx = timer->ctx;
 	if (!alive(ctx))
 		return;
-	uint64_t start = callback_start();
+	struct call c = callback_start(ctx, "timer");
 	/* the callback may stop (free) the timer: only ctx is used after it */
 	timer->cb(timer->user);
-	callback_end(ctx, start, "timer");
+	callback_end(ctx, c, "timer");
 }
 
 static void timer_closed(uv_handle_t *h)
@@ -373,9 +396,9 @@ static void watch_fired(uv_poll_t *h, int status, int events)
 	if (status < 0 || (events & UV_DISCONNECT))
 		ev |= HEARTH_FD_ERROR;
 	struct hearth_plugin_ctx *ctx = w->ctx;
-	uint64_t start = callback_start();
+	struct call c = callback_start(ctx, "fd watch");
 	w->cb(w->user, (int)h->io_watcher.fd, ev);
-	callback_end(ctx, start, "fd watch");
+	callback_end(ctx, c, "fd watch");
 }
 
 static int to_uv_events(unsigned events)
@@ -452,7 +475,10 @@ static void check_all_stopped(struct plugin_host *host);
 static void work_run(uv_work_t *req)
 {
 	struct work *w = req->data;
+	pool_thread = true;
+	struct call c = callback_start(w->ctx, "work");
 	w->fn(w->user);
+	callback_end(w->ctx, c, "work");
 }
 
 static void work_after(uv_work_t *req, int status)
@@ -466,8 +492,11 @@ static void work_after(uv_work_t *req, int status)
 	if (w->next)
 		w->next->prev = w->prev;
 	int st = status == UV_ECANCELED || !alive(ctx) ? -ECANCELED : status;
-	if (w->done)
+	if (w->done) {
+		struct call c = callback_start(ctx, "work done");
 		w->done(w->user, st);
+		callback_end(ctx, c, "work done");
+	}
 	free(w);
 	if (ctx->works)
 		return;
@@ -543,8 +572,11 @@ static void posts_run(uv_async_t *a)
 	pthread_mutex_unlock(&host->lock);
 	while (p) {
 		struct post *next = p->next;
-		if (alive(p->ctx))
+		if (alive(p->ctx)) {
+			struct call c = callback_start(p->ctx, "post");
 			p->fn(p->user);
+			callback_end(p->ctx, c, "post");
+		}
 		free(p);
 		p = next;
 	}
@@ -772,9 +804,9 @@ int plugin_host_load(struct plugin_host *host, const char *dir, const char *name
 	if ((rc = check_options(ctx)))
 		goto fail;
 	ctx->phase = P_INIT;
-	uint64_t start = callback_start();
+	struct call c = callback_start(ctx, "init");
 	rc = ctx->desc->init(&host->table, ctx, &ctx->state);
-	callback_end(ctx, start, "init");
+	callback_end(ctx, c, "init");
 	if (rc) {
 		log_error(src, "plugin '%s' refused: its init failed (%s); the hub runs on without it",
 			  name, strerror(rc < 0 ? -rc : rc));
@@ -823,7 +855,9 @@ static void restore_device(struct hearth_plugin_ctx *ctx, const struct device *d
 		cap_value_from_json(item, &attrs[n].value, &scratch[n]);
 		n++;
 	}
+	struct call c = callback_start(ctx, "restore");
 	ctx->desc->restore(ctx->state, dev->id, attrs, n);
+	callback_end(ctx, c, "restore");
 	for (size_t i = 0; i < n; i++)
 		cJSON_free(scratch[i]);
 }
@@ -837,9 +871,16 @@ static void restore_plugin(struct hearth_plugin_ctx *ctx)
 			restore_device(ctx, d);
 }
 
+static void call_stop(struct hearth_plugin_ctx *ctx)
+{
+	struct call c = callback_start(ctx, "stop");
+	ctx->desc->stop(ctx->state);
+	callback_end(ctx, c, "stop");
+}
+
 static void unload_failed(struct hearth_plugin_ctx *ctx)
 {
-	ctx->desc->stop(ctx->state);
+	call_stop(ctx);
 	ctx->phase = P_STOPPED;
 	release_all(ctx);
 	if (!ctx->works) {
@@ -856,9 +897,9 @@ void plugin_host_start_all(struct plugin_host *host)
 		if (ctx->phase != P_READY)
 			continue;
 		restore_plugin(ctx);
-		uint64_t start = callback_start();
+		struct call c = callback_start(ctx, "start");
 		int rc = ctx->desc->start(ctx->state);
-		callback_end(ctx, start, "start");
+		callback_end(ctx, c, "start");
 		if (rc) {
 			log_error(src, "plugin '%s' failed to start (%s); unloading it", ctx->name,
 				  strerror(rc < 0 ? -rc : rc));
@@ -883,7 +924,7 @@ static void check_all_stopped(struct plugin_host *host)
 
 static void finish_stop(struct hearth_plugin_ctx *ctx)
 {
-	ctx->desc->stop(ctx->state);
+	call_stop(ctx);
 	ctx->phase = P_STOPPED;
 	release_all(ctx);
 	check_all_stopped(ctx->host);
@@ -921,9 +962,9 @@ int plugin_host_command(struct plugin_host *host, struct device *dev, uint64_t c
 		return -ENODEV;
 	struct hearth_command cmd = {
 		.id = command_id, .device_id = dev->id, .attrs = attrs, .n_attrs = n_attrs};
-	uint64_t start = callback_start();
+	struct call c = callback_start(ctx, "command");
 	int rc = ctx->desc->command(ctx->state, &cmd);
-	callback_end(ctx, start, "command");
+	callback_end(ctx, c, "command");
 	return rc > 0 ? -EINVAL : rc;
 }
 
@@ -937,7 +978,10 @@ int plugin_host_get(struct plugin_host *host, struct device *dev, const char *co
 	if (!ctx->desc->get || ctx->desc->struct_size < offsetof(struct hearth_plugin, get) +
 								 sizeof(ctx->desc->get))
 		return -ENOTSUP;
-	return ctx->desc->get(ctx->state, dev->id, attrs, n_attrs);
+	struct call c = callback_start(ctx, "get");
+	int rc = ctx->desc->get(ctx->state, dev->id, attrs, n_attrs);
+	callback_end(ctx, c, "get");
+	return rc;
 }
 
 bool plugin_host_retry_safe(const void *owner)
@@ -959,8 +1003,10 @@ int plugin_host_permit_join(struct plugin_host *host, const char *plugin, unsign
 		found = true;
 		if (c->phase != P_RUNNING || !c->desc->permit_join)
 			continue;
+		struct call call = callback_start(c, "permit_join");
 		if (c->desc->permit_join(c->state, seconds) == 0)
 			accepted++;
+		callback_end(c, call, "permit_join");
 	}
 	if (!found && plugin)
 		return -ENOENT;
@@ -976,9 +1022,9 @@ void plugin_host_mqtt_message(struct plugin_host *host, const char *topic, const
 		for (struct sub *s = c->subs; s; s = s->next) {
 			if (!mqtt_topic_matches(s->filter, topic))
 				continue;
-			uint64_t start = callback_start();
+			struct call call = callback_start(c, "mqtt message");
 			s->cb(s->user, topic, payload, len, retained);
-			callback_end(c, start, "mqtt message");
+			callback_end(c, call, "mqtt message");
 			break; /* one delivery per plugin, as a broker does */
 		}
 	}
@@ -1071,7 +1117,7 @@ void plugin_host_free(struct plugin_host *host)
 		struct hearth_plugin_ctx *c = host->plugins;
 		host->plugins = c->next;
 		if (alive(c)) {
-			c->desc->stop(c->state);
+			call_stop(c);
 			c->phase = P_STOPPED;
 			release_all(c);
 		}

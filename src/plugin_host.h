@@ -73,4 +73,8 @@ const char *plugin_host_owner_name(const void *owner);
 cJSON *plugin_host_to_json(const struct plugin_host *host);
 size_t plugin_host_count(const struct plugin_host *host);
 
+/* The plugin and callback ("command", "timer", ...) running on the calling
+ * thread, or NULLs: read by the fatal-signal handler (async-signal-safe). */
+void plugin_host_running(const char **plugin, const char **what);
+
 #endif

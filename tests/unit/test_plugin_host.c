@@ -27,17 +27,20 @@
 #include <ftw.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
 
 #include "config.h"
+#include "crash.h"
 #include "hub.h"
 #include "plugin_host.h"
 #include "registry.h"
@@ -856,6 +859,54 @@ static void test_slow_callback(void **state)
 	finish(t);
 }
 
+/* A plugin that crashes takes hearthd down (it runs inside it), but the last
+ * line names it and its callback. In a child process: the crash is real. */
+static void test_crash_names_plugin(void **state)
+{
+	struct t *t = *state;
+	int out[2];
+	assert_int_equal(pipe(out), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(out[0]);
+		/* as in hearthd: cmocka's own handler (which would carry on with
+		 * the tests) is not there to take over */
+		signal(SIGSEGV, SIG_DFL);
+		crash_report_install();
+		hub_up(t, NULL);
+		if (install_load(t, "fx_crash") != 0)
+			_exit(3);
+		start_all(t);
+		struct device *dev = registry_by_id(t->hub->registry, "fx_crash:lamp");
+		cJSON *on = cJSON_Parse("{\"state\":\"ON\"}");
+		if (!dev || !on)
+			_exit(5);
+		/* not through device_set: its capture would take stderr */
+		dup2(out[1], STDERR_FILENO);
+		char err[256];
+		hub_device_set(t->hub, dev, on, err, sizeof(err));
+		_exit(4); /* not reached */
+	}
+	close(out[1]);
+	char text[4096];
+	size_t len = 0;
+	ssize_t n;
+	while (len < sizeof(text) - 1 && (n = read(out[0], text + len, sizeof(text) - 1 - len)) > 0)
+		len += (size_t)n;
+	text[len] = '\0';
+	close(out[0]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	print_message("%s", text);
+	assert_non_null(strstr(text, "hearthd: crash: SIGSEGV (invalid memory access) in plugin "
+				     "'fx_crash', in its command callback"));
+	/* then the default action: killed by the signal (a core when enabled) */
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGSEGV);
+}
+
 static void test_post_from_thread(void **state)
 {
 	struct t *t = *state;
@@ -982,6 +1033,7 @@ int main(void)
 		T(test_mqtt_own_topics_refused),
 		T(test_secret_read),
 		T(test_slow_callback),
+		T(test_crash_names_plugin),
 		T(test_post_from_thread),
 		T(test_init_fails_half_way),
 		T(test_init_fails_then_stop_at_once),
