@@ -5,6 +5,7 @@
 #   make test       build and run every unit and integration test
 #   make asan       the same tests under AddressSanitizer and UBSan (build-asan/)
 #   make soak       20-min accelerated soak under ASan/LSan (SOAK_SECONDS=1200); not in make test
+#   make valgrind   unit tests, then integration tests with hearthd, under memcheck; not in make test
 #   make install    PREFIX, DESTDIR, BINDIR, LIBDIR, PLUGINDIR, SYSCONFDIR, SYSTEMDUNITDIR
 #   make deps       install missing Debian packages (apt-get, sudo when not root)
 #
@@ -31,7 +32,7 @@ else
 B ?= build-asan
 endif
 
-LIBS_CORE := libuv libmosquitto sqlite3 libcjson inih libsystemd libwebsockets libcrypt
+LIBS_CORE := libuv libmosquitto sqlite3 libcjson inih libsystemd libwebsockets libcrypt libcrypto
 DEPS_PKGS := libuv1-dev libmosquitto-dev mosquitto mosquitto-clients libsqlite3-dev \
 	libcjson-dev libcmocka-dev libinih-dev libsystemd-dev libssl-dev pkg-config gcc make \
 	libwebsockets-dev libwebsockets-evlib-uv libcrypt-dev dbus-daemon openssl clang libclang-rt-dev valgrind
@@ -190,13 +191,23 @@ $(B)/tests/soak/soak: tests/soak/soak.c $(INTEG_LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) -Itests/integration -o $@ $< $(INTEG_LIB_OBJ) $(ALL_LDFLAGS) \
 		$(PC_LIBS) -lm -lpthread
 
-# Every unit test under memcheck: any error or definite leak fails it. The
-# integration tests can run the daemon under memcheck too (slow):
-#   HEARTH_VALGRIND=1 make integration
+# Every unit test under memcheck, then every integration test with each
+# hearthd it starts under memcheck (HEARTH_VALGRIND=1; its report goes to
+# $(B)/valgrind/): any error or definite leak fails the run. Not in make
+# test (about 40 min on two cores); tests of timing under load skip
+# themselves there.
 VALGRIND_CMD := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
-.PHONY: valgrind
-valgrind: deps $(UNIT_BIN) $(FIXTURE_SOS) $(PLUGIN_SOS)
+.PHONY: valgrind valgrind-unit valgrind-integration
+valgrind: valgrind-unit valgrind-integration
+
+valgrind-unit: deps $(UNIT_BIN) $(FIXTURE_SOS) $(PLUGIN_SOS)
 	@HEARTH_SLOW=1 VALGRIND="$(VALGRIND_CMD)" B=$(B) sh tests/run.sh $(UNIT_BIN)
+
+valgrind-integration: deps $(TEST_BUILD)
+	@rm -rf $(B)/valgrind && mkdir -p $(B)/valgrind
+	@HEARTH_VALGRIND=1 VALGRIND_OPTS="--log-file=$(abspath $(B))/valgrind/hearthd.%p.log" \
+		B=$(B) sh tests/run.sh $(INTEG_BIN)
+	@sh tests/valgrind-reports.sh $(B)/valgrind
 
 run: deps all
 	@bash scripts/run-dev.sh $(B)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <mosquitto.h>
+#include <openssl/crypto.h>
 #include <mqtt_protocol.h>
 
 #include "log.h"
@@ -217,6 +218,9 @@ static void connect_work(uv_work_t *req)
 	if (m->connect_rc == MOSQ_ERR_ERRNO)
 		m->connect_rc = -errno;
 	mosquitto_property_free_all(&props);
+	/* OpenSSL keeps state per thread (errors, random generators) for a TLS
+	 * connect; a pool thread never ends, so free it now, not never */
+	OPENSSL_thread_stop();
 }
 
 static void connect_done(uv_work_t *req, int status)

@@ -509,6 +509,12 @@ static int find(struct client *c, int from, const char *topic, const char *conta
 }
 
 /* Under valgrind the daemon runs many times slower: every wait stretches. */
+bool harness_valgrind(void)
+{
+	const char *v = getenv("HEARTH_VALGRIND");
+	return v && *v == '1';
+}
+
 static int stretch(int ms)
 {
 	return getenv("HEARTH_VALGRIND") && *getenv("HEARTH_VALGRIND") == '1' ? ms * 8 : ms;

@@ -115,5 +115,8 @@ void harness_sleep_ms(int ms);
 long long harness_db_ll(const char *path, const char *sql);
 /* Path of the build dir ($B or "build"). */
 const char *harness_build_dir(void);
+/* True when hearthd runs under memcheck (HEARTH_VALGRIND=1, make
+ * valgrind-integration): tests of timing under load skip themselves. */
+bool harness_valgrind(void);
 
 #endif
