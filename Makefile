@@ -149,9 +149,8 @@ $(B)/tests/sim/%: tests/sim/%.c $(B)/libhearth.a
 
 TEST_BUILD := all $(UNIT_BIN) $(INTEG_BIN) $(FIXTURE_SOS) $(SIM_BIN)
 
-# A short fuzzing pass joins make test when clang with libFuzzer is there
-# (make deps installs it); make fuzz-smoke gives each target 20 s.
-FUZZ_TEST_SECONDS ?= 5
+# The fuzzing smoke pass (each target 20 s, two at a time) joins make test
+# when clang with libFuzzer is there (make deps installs it).
 HAVE_LIBFUZZER = $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' | \
 	$(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null && echo yes)
 
@@ -163,7 +162,7 @@ test: deps
 	fi; [ -n "$$e2e" ] || echo "chromium or npm missing: the dashboard's browser tests are skipped"; \
 	B=$(B) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN) $$e2e
 	@if [ "$(HAVE_LIBFUZZER)" = yes ]; then \
-		$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS); \
+		$(MAKE) --no-print-directory fuzz-smoke; \
 	else echo "fuzzing skipped: no clang with libFuzzer (make deps installs it)"; fi
 
 unit: $(UNIT_BIN) $(FIXTURE_SOS) $(PLUGIN_SOS)
@@ -290,6 +289,7 @@ clean:
 # tests/fuzz/corpus/NAME/ and stay untouched: new inputs go to build-fuzz/.
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 600
+FUZZ_JOBS ?= 1
 FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS := -g -O1 -D_GNU_SOURCE -DHEARTH_VERSION=\"$(VERSION)\" \
 	-DHEARTH_PLUGINDIR=\"$(PLUGINDIR)\" -DHEARTH_SYSCONFDIR=\"$(SYSCONFDIR)\" -Iinclude -Isrc $(PC_CFLAGS)
@@ -311,16 +311,10 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libhearth.a
 
 .PHONY: fuzz fuzz-smoke
 fuzz: $(FUZZ_BIN)
-	@for f in $(FUZZ_BIN); do n=$${f#build-fuzz/fuzz_}; mkdir -p build-fuzz/corpus/$$n; \
-		echo "== $$f ($(FUZZ_SECONDS) s)"; \
-		if ! $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -rss_limit_mb=1024 \
-			-artifact_prefix=build-fuzz/crash-$$n- build-fuzz/corpus/$$n tests/fuzz/corpus/$$n \
-			> build-fuzz/$$n.log 2>&1; then tail -40 build-fuzz/$$n.log; exit 1; fi; \
-		grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|Done" build-fuzz/$$n.log; \
-		done
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_BIN)
 
 fuzz-smoke:
-	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20 FUZZ_JOBS=2
 
 # -- running it for real: unit check, install check, package, Raspberry Pi -----
 #   make check-unit     systemd-analyze security of systemd/hearth.service (<= 2.0)
