@@ -639,6 +639,18 @@ static int validate_enum(const struct cap *c, const cJSON *v, cJSON **out, char 
 	return -EINVAL;
 }
 
+/* Short names Home Assistant's JSON light sends for members a device may
+ * call by their long names (zigbee2mqtt's color_hs: hue, saturation). */
+static const struct cap *find_feature(const struct cap *c, const char *name)
+{
+	static const char *const aliases[][2] = {{"h", "hue"}, {"s", "saturation"}};
+	const struct cap *f = cap_find(c->features, c->n_features, name);
+	for (size_t i = 0; !f && i < sizeof(aliases) / sizeof(aliases[0]); i++)
+		if (strcmp(name, aliases[i][0]) == 0)
+			f = cap_find(c->features, c->n_features, aliases[i][1]);
+	return f;
+}
+
 static int validate_composite(const struct cap *c, const cJSON *v, cJSON **out, char *err,
 			      size_t err_len)
 {
@@ -652,10 +664,15 @@ static int validate_composite(const struct cap *c, const cJSON *v, cJSON **out, 
 	const cJSON *item;
 	cJSON_ArrayForEach(item, v)
 	{
-		const struct cap *f = cap_find(c->features, c->n_features, item->string);
+		const struct cap *f = find_feature(c, item->string);
 		cJSON *ok = NULL;
 		int rc;
-		if (!f) {
+		if (f && strcmp(f->name, item->string) != 0 &&
+		    cJSON_GetObjectItemCaseSensitive(v, f->name)) {
+			set_err(err, err_len, "%s: '%s' and '%s' are the same member", c->name,
+				item->string, f->name);
+			rc = -EINVAL;
+		} else if (!f) {
 			set_err(err, err_len, "%s: has no member '%s'", c->name, item->string);
 			rc = -EINVAL;
 		} else {

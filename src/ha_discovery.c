@@ -373,6 +373,7 @@ struct color_mode {
 /* The colour models HA's JSON schema sends, by the members of "color". */
 static const struct color_mode color_modes[] = {
 	{"hs", {"h", "s", NULL}},
+	{"hs", {"hue", "saturation", NULL}}, /* zigbee2mqtt's color_hs; hearth takes h, s */
 	{"xy", {"x", "y", NULL}},
 	{"rgb", {"r", "g", "b"}},
 };
@@ -424,7 +425,8 @@ static size_t composite_modes(const struct build *b, int col, const char **out)
 {
 	size_t n = 0;
 	for (size_t i = 0; col >= 0 && i < sizeof(color_modes) / sizeof(color_modes[0]); i++)
-		if (composite_has(cap_at(b, col), color_modes[i].features))
+		if (composite_has(cap_at(b, col), color_modes[i].features) &&
+		    !(n && strcmp(out[n - 1], color_modes[i].mode) == 0))
 			out[n++] = color_modes[i].mode;
 	return n;
 }

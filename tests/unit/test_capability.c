@@ -784,6 +784,35 @@ static void test_validate_value(void **state)
 	cap_array_free(caps, n);
 }
 
+/* Home Assistant sends {"h","s"} where zigbee2mqtt's color_hs names its
+ * members hue and saturation: taken under the device's names. */
+static const struct hearth_capability hs_features[] = {
+	{.name = "hue", .type = HEARTH_CAP_NUMERIC, .access = 7, .flags = MINMAX, .min = 0,
+	 .max = 360},
+	{.name = "saturation", .type = HEARTH_CAP_NUMERIC, .access = 7, .flags = MINMAX, .min = 0,
+	 .max = 100},
+};
+static const struct hearth_capability hs_light[] = {
+	{.name = "color", .type = HEARTH_CAP_COMPOSITE, .access = 7, .features = hs_features,
+	 .n_features = ARRAY_LEN(hs_features)},
+};
+
+static void test_validate_hs_short_names(void **state)
+{
+	(void)state;
+	static const struct validate_row rows[] = {
+		OK("color", "{\"h\":120,\"s\":80}", NULL, "{\"hue\":120,\"saturation\":80}"),
+		OK("color", "{\"hue\":120,\"s\":80}", NULL, "{\"hue\":120,\"saturation\":80}"),
+		BAD("color", "{\"h\":400}", "above the maximum 360", NULL, NULL),
+		BAD("color", "{\"h\":1,\"hue\":2}", "'h' and 'hue' are the same member", NULL, NULL),
+		BAD("color", "{\"x\":0.3}", "'x'", NULL, NULL),
+	};
+	struct cap *caps = caps_from(hs_light, 1);
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++)
+		validate_one(caps, 1, &rows[i]);
+	cap_array_free(caps, 1);
+}
+
 /* The result is independent of the input: freeing one leaves the other. */
 static void test_validate_value_copies(void **state)
 {
@@ -1047,6 +1076,7 @@ int main(void)
 		cmocka_unit_test(test_from_json_empty_array),
 		cmocka_unit_test(test_validate_value),
 		cmocka_unit_test(test_validate_value_copies),
+		cmocka_unit_test(test_validate_hs_short_names),
 		cmocka_unit_test(test_validate_text_length),
 		cmocka_unit_test(test_validate_numeric_not_finite),
 		cmocka_unit_test(test_json_equal),

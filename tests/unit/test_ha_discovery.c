@@ -428,6 +428,48 @@ static const struct hearth_capability dimmer[] = {
 	 .flags = RANGE, .min = 2700, .max = 6500},
 };
 
+static const struct hearth_capability hue_sat[] = {
+	{.name = "hue", .type = HEARTH_CAP_NUMERIC, .access = RW},
+	{.name = "saturation", .type = HEARTH_CAP_NUMERIC, .access = RW},
+};
+
+static const struct hearth_capability hs_light[] = {
+	{.name = "state", .type = HEARTH_CAP_BINARY, .access = RW, .value_on = VSTR("ON"),
+	 .value_off = VSTR("OFF")},
+	{.name = "color", .type = HEARTH_CAP_COMPOSITE, .access = RW, .features = hue_sat,
+	 .n_features = N(hue_sat)},
+};
+
+/* zigbee2mqtt's color_hs (hue, saturation) is offered as "hs": the hub takes
+ * the h and s Home Assistant sends under those names. */
+static void light_hue_saturation_is_hs(void **state)
+{
+	struct t *t = *state;
+	struct device *dev =
+		add(t, "zigbee:0x01", "hall/strip", NULL, NULL, hs_light, N(hs_light));
+	cJSON *c = configs_of(t, dev);
+	const cJSON *cfg = NULL, *item;
+	cJSON_ArrayForEach(item, c)
+	{
+		if (strstr(item->string, "/light/"))
+			cfg = item;
+	}
+	assert_non_null(cfg);
+	const cJSON *modes = cJSON_GetObjectItem(cfg, "supported_color_modes");
+	assert_int_equal(cJSON_GetArraySize(modes), 1);
+	assert_string_equal(cJSON_GetArrayItem(modes, 0)->valuestring, "hs");
+	cJSON_Delete(c);
+	/* what HA sends for it passes the device's capability */
+	char err[256];
+	cJSON *hs = cJSON_Parse("{\"h\":30,\"s\":90}"), *out = NULL;
+	const struct cap *color = cap_find(dev->caps, dev->n_caps, "color");
+	assert_int_equal(cap_validate_value(color, hs, NULL, &out, err, sizeof(err)), 0);
+	assert_int_equal(cJSON_GetObjectItem(out, "hue")->valueint, 30);
+	assert_int_equal(cJSON_GetObjectItem(out, "saturation")->valueint, 90);
+	cJSON_Delete(out);
+	cJSON_Delete(hs);
+}
+
 /* Merge one attribute into dev's state, changed at ms. */
 static void report(struct device *dev, const char *name, struct hearth_value v, int64_t ms)
 {
@@ -1114,6 +1156,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(light_json_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(light_kelvin_and_no_transition, setup, teardown),
 		cmocka_unit_test_setup_teardown(light_color_mode_in_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(light_hue_saturation_is_hs, setup, teardown),
 		cmocka_unit_test_setup_teardown(light_needs_a_settable_level, setup, teardown),
 		cmocka_unit_test_setup_teardown(switch_and_power_sensors, setup, teardown),
 		cmocka_unit_test_setup_teardown(switch_payload_is_hearth_set, setup, teardown),
