@@ -151,7 +151,10 @@ static void test_flood(void **state)
 	 * resident size says nothing here; the release build checks it */
 	(void)before;
 #else
-	assert_true(after - before < 2048); /* flat: under 2 MiB of drift */
+	/* under valgrind memcheck holds freed blocks back the same way; it
+	 * checks the leaks itself */
+	if (!harness_valgrind())
+		assert_true(after - before < 2048); /* flat: under 2 MiB of drift */
 #endif
 	/* rate-limited: at most ~10 bad-input lines a second (+ start-up lines) */
 	assert_true(log_lines < 200 + 12 * (long)(secs + 12));
