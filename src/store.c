@@ -191,6 +191,7 @@ struct store {
 	sqlite3 *db;
 	char *path;
 	enum open_mode mode;
+	int last_code;		 /* SQLite's primary result code of the last failure noted */
 	int64_t reopen_tried_ms; /* monotonic; retries of MODE_NORMAL are spaced */
 	sqlite3_stmt *stmt[S_COUNT];
 	int version;
@@ -241,6 +242,7 @@ static int errno_of(int rc)
  * "disk I/O error" (SQLITE_IOERR_SHMSIZE): name what the system said. */
 static int note(struct store *s, int rc, const char *what)
 {
+	s->last_code = rc & 0xff;
 	int sys = rc == SQLITE_IOERR_SHMSIZE ? sqlite3_system_errno(s->db) : 0;
 	if (sys > 0)
 		snprintf(s->msg, sizeof(s->msg), "%s: %s (code %d: %s)", what,
@@ -1017,6 +1019,7 @@ static int open_as(struct store *s, const char *name, int flags)
 	if (s->db)
 		return note(s, rc, "open");
 	snprintf(s->msg, sizeof(s->msg), "open: %s", sqlite3_errstr(rc));
+	s->last_code = rc & 0xff;
 	return errno_of(rc);
 }
 
@@ -1047,6 +1050,7 @@ static int check_writable(struct store *s)
 	if (sqlite3_db_readonly(s->db, "main") != 1)
 		return 0;
 	snprintf(s->msg, sizeof(s->msg), "open: the file or its file system is read-only");
+	s->last_code = SQLITE_READONLY;
 	return -EROFS;
 }
 
@@ -1212,10 +1216,20 @@ static int open_fallback(struct store *s, enum open_mode mode)
 }
 
 /* Errors of the disk rather than of the file: worth a fallback when the
- * database exists. Not a newer schema, not another process holding it. */
-static bool disk_refused(int rc)
+ * database exists. Not a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB), not
+ * a newer schema, not another process holding it. */
+static bool disk_refused(const struct store *s)
 {
-	return rc == -ENOSPC || rc == -EROFS || rc == -EIO || rc == -EACCES || rc == -EDQUOT;
+	switch (s->last_code) {
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+	case SQLITE_READONLY:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+		return true;
+	default:
+		return false;
+	}
 }
 
 static bool exists_with_data(const char *path)
@@ -1304,7 +1318,7 @@ int store_open(const char *path, struct store **out, char *err, size_t err_len)
 		set_err(err, err_len, "database '%s': %s", path, s->msg);
 	else if (!(rc = migrate(s, err, err_len)) && (rc = prepare_all(s)))
 		set_err(err, err_len, "database '%s': %s", path, s->msg);
-	if (rc && disk_refused(rc) && exists_with_data(path)) {
+	if (rc && rc != -EPROTO && disk_refused(s) && exists_with_data(path)) {
 		char why[MSG_LEN];
 		snprintf(why, sizeof(why), "%s", s->msg);
 		close_conn(s);

@@ -314,6 +314,36 @@ static void test_newer_schema_refused(void **state)
 			 0);
 }
 
+/* A file that is not a database is refused as it was, never opened in a
+ * fallback mode (those are for disks that refuse, not damaged files), and
+ * left as it is. */
+static void test_not_a_database_refused(void **state)
+{
+	struct fixture *fx = *state;
+	char dir[160];
+	snprintf(dir, sizeof(dir), "%s/db", fx->dir);
+	assert_int_equal(mkdir(dir, 0750), 0);
+	static const char junk[] = "this is not an SQLite database, but it is long enough to be "
+				   "taken for one by a careless opener..............................";
+	FILE *f = fopen(fx->path, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 64; i++)
+		fputs(junk, f);
+	fclose(f);
+	struct store *s = NULL;
+	char err[256] = "";
+	int rc = store_open(fx->path, &s, err, sizeof(err));
+	assert_true(rc < 0);
+	assert_null(s);
+	assert_non_null(strstr(err, "not a database"));
+	f = fopen(fx->path, "r");
+	assert_non_null(f);
+	char head[sizeof(junk)] = "";
+	assert_true(fread(head, 1, sizeof(junk) - 1, f) == sizeof(junk) - 1);
+	fclose(f);
+	assert_string_equal(head, junk);
+}
+
 static void test_missing_grandparent_fails(void **state)
 {
 	struct fixture *fx = *state;
@@ -795,6 +825,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_database_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_grandparent_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_and_collision, setup, teardown),
