@@ -193,7 +193,7 @@ $(B)/tests/soak/soak: tests/soak/soak.c $(INTEG_LIB_OBJ)
 # Every unit test under memcheck, then every integration test with each
 # hearthd it starts under memcheck (HEARTH_VALGRIND=1; its report goes to
 # $(B)/valgrind/): any error or definite leak fails the run. Not in make
-# test (about 40 min on two cores); tests of timing under load skip
+# test (about 15 min on two cores); tests of timing under load skip
 # themselves there.
 VALGRIND_CMD := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 .PHONY: valgrind valgrind-unit valgrind-integration
