@@ -1289,7 +1289,7 @@ static int reopen_normal(struct store *s)
 	close_conn(s);
 	if (was != MODE_CLOSED && open_fallback(s, was) == 0)
 		return rc;
-	if (open_degraded(s, why) != 0)
+	if (open_degraded(s, why) != 0 && was != MODE_CLOSED)
 		log_error("store", "%s: the database cannot be opened any more (%s); changes are "
 			  "kept in memory", s->path, why);
 	snprintf(s->msg, sizeof(s->msg), "%s", why);
