@@ -321,8 +321,9 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	m->state = ST_ONLINE;
 	m->connects++;
 	m->backoff_ms = BACKOFF_MIN_MS;
-	log_info(src, "connected to %s:%d (MQTT %s)", m->opt.host, m->opt.port,
-		 m->protocol == MQTT_PROTOCOL_V5 ? "5" : "3.1.1");
+	/* the hub and the dashboard each have a client: say which */
+	log_info(src, "%s connected to %s:%d (MQTT %s)", m->opt.client_id, m->opt.host,
+		 m->opt.port, m->protocol == MQTT_PROTOCOL_V5 ? "5" : "3.1.1");
 	m->logged_down = false;
 	resubscribe(m);
 	m->connect_fn(m->user, true);
