@@ -348,11 +348,24 @@ static int req_send(struct miio_dev *d, struct mreq *r, int64_t now)
 	return 0;
 }
 
+static bool set_in_flight(const struct miio_dev *d)
+{
+	for (const struct mreq *r = d->queue; r; r = r->next)
+		if (r->in_flight && r->kind == REQ_SET)
+			return true;
+	return false;
+}
+
+/* A command goes out only when the one before it has ended: were both in
+ * flight, the older one's retry (its answer lost) could reach the device
+ * after the newer one and undo it. Polls may overlap a command. */
 static void send_ready(struct miio_dev *d, int64_t now)
 {
 	struct mreq *r = d->queue;
 	while (r && d->n_inflight < INFLIGHT_MAX) {
 		struct mreq *next = r->next;
+		if (!r->in_flight && r->kind == REQ_SET && set_in_flight(d))
+			break; /* in order: what follows waits too */
 		if (!r->in_flight) {
 			int rc = req_send(d, r, now);
 			if (rc)

@@ -878,6 +878,9 @@ static bool five_done(void)
 	return fk.n_done == 5;
 }
 
+/* Commands to one device go one at a time, in order: with two in flight,
+ * a retry of the older (its answer lost) could reach the device after the
+ * newer and undo it. */
 static void test_miio_inflight_limit(void **state)
 {
 	(void)state;
@@ -886,9 +889,9 @@ static void test_miio_inflight_limit(void **state)
 	md.mode = M_HOLD;
 	for (uint64_t i = 0; i < 5; i++)
 		command(20 + i, "wifi:miio:4242", "state", HEARTH_STRING(i % 2 ? "OFF" : "ON"));
-	for (int round = 0; round < 3; round++) {
+	for (int round = 0; round < 5; round++) {
 		run_for(20); /* less than the 50 ms a retry waits */
-		assert_int_equal(md.n_held, round < 2 ? 2 : 1);
+		assert_int_equal(md.n_held, 1);
 		mdev_release_held();
 	}
 	assert_true(run_until(five_done, 500));
