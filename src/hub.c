@@ -713,6 +713,36 @@ static int build_command(const struct device *dev, const cJSON *payload, cJSON *
 	return 0;
 }
 
+/* A newer command sets attributes an older one still waits to see: the
+ * device will show the newer values, so the older can no longer be
+ * confirmed on them, and repeating it would undo the newer. They are struck
+ * from it; an older command left waiting on nothing ends, replaced. */
+static void supersede(struct hearth_hub *hub, const char *device_id, uint64_t newer,
+		      const cJSON *resolved)
+{
+	for (size_t i = hub->n_commands; i-- > 0;) {
+		struct pending_command *c = &hub->commands[i];
+		if (c->id >= newer || strcmp(c->device_id, device_id) != 0)
+			continue;
+		bool hit = false;
+		const cJSON *item;
+		cJSON_ArrayForEach(item, resolved)
+		{
+			if (cJSON_GetObjectItemCaseSensitive(c->expect, item->string)) {
+				cJSON_DeleteItemFromObjectCaseSensitive(c->expect, item->string);
+				hit = true;
+			}
+			if (cJSON_GetObjectItemCaseSensitive(c->sent, item->string)) {
+				cJSON_DeleteItemFromObjectCaseSensitive(c->sent, item->string);
+				hit = true;
+			}
+		}
+		if (hit && (!c->expect || !c->expect->child))
+			command_end(hub, i, "a newer command to the same attributes replaced it "
+					    "before the device showed it");
+	}
+}
+
 static int dispatch(struct hearth_hub *hub, struct device *dev, const cJSON *resolved,
 		    const struct rules_origin *origin, const cJSON *answer_to, char *err,
 		    size_t err_len)
@@ -779,6 +809,7 @@ static int dispatch(struct hearth_hub *hub, struct device *dev, const cJSON *res
 	}
 	hub->commands_sent++;
 	ecosystem_count(&hub->eco, ECO_COMMANDS, hub_now_ms());
+	supersede(hub, dev->id, id, resolved);
 	return 0;
 }
 

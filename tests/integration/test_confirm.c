@@ -48,28 +48,50 @@ static void expect_cmd(struct client *c, const char *contains, int ms)
 	free(cmd);
 }
 
-static void test_unconfirmed_command_reported(void **state)
+/* A generic relay on t/relay/... whose state the test reports by hand (or
+ * not: then it is silent), a hub with a 1.5 s confirmation timeout. */
+struct relay_env {
+	char dir[40], path[300];
+	struct broker broker;
+	struct hearthd hub;
+};
+
+static void relay_start(struct relay_env *e)
 {
-	(void)state;
-	char dir[] = "/tmp/hearth-confirm-XXXXXX", path[300], extra[600];
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/devices.json", dir);
-	FILE *f = fopen(path, "w");
+	char extra[600];
+	snprintf(e->dir, sizeof(e->dir), "/tmp/hearth-confirm-XXXXXX");
+	assert_non_null(mkdtemp(e->dir));
+	snprintf(e->path, sizeof(e->path), "%s/devices.json", e->dir);
+	FILE *f = fopen(e->path, "w");
 	assert_non_null(f);
 	fputs("{\"devices\":[{\"id\":\"relay\",\"name\":\"test/relay\",\"state_topic\":\"t/relay/state\","
 	      "\"command_topic\":\"t/relay/cmd\",\"attributes\":[{\"name\":\"state\",\"key\":\"state\","
 	      "\"type\":\"binary\",\"access\":\"rw\",\"value_on\":\"ON\",\"value_off\":\"OFF\"}]}]}",
 	      f);
 	fclose(f);
-	chmod(path, 0600);
-	snprintf(extra, sizeof(extra), "[plugin.mqttdev]\ntasmota = false\ndevices_file = %s\n", path);
-	struct broker broker;
-	struct hearthd hub;
-	assert_int_equal(broker_start(&broker), 0);
-	assert_int_equal(hearthd_start_full(&hub, broker.port, "command_timeout_ms = 1500\n",
+	chmod(e->path, 0600);
+	snprintf(extra, sizeof(extra), "[plugin.mqttdev]\ntasmota = false\ndevices_file = %s\n",
+		 e->path);
+	assert_int_equal(broker_start(&e->broker), 0);
+	assert_int_equal(hearthd_start_full(&e->hub, e->broker.port, "command_timeout_ms = 1500\n",
 					    "mqttdev", extra),
 			 0);
-	struct client *c = client_new(broker.port);
+}
+
+static void relay_stop(struct relay_env *e)
+{
+	assert_int_equal(hearthd_cleanup(&e->hub), 0);
+	broker_stop(&e->broker);
+	unlink(e->path);
+	rmdir(e->dir);
+}
+
+static void test_unconfirmed_command_reported(void **state)
+{
+	(void)state;
+	struct relay_env env;
+	relay_start(&env);
+	struct client *c = client_new(env.broker.port);
 	assert_non_null(c);
 	client_subscribe(c, "hearth/bridge/event");
 	client_subscribe(c, "hearth/bridge/response/device/set");
@@ -140,24 +162,63 @@ static void test_unconfirmed_command_reported(void **state)
 		if (round == 0) {
 			/* the amended trace is what the store keeps */
 			client_pump(c, 1500);
-			assert_int_equal(hearthd_signal_wait(&hub, SIGTERM, 3000), 0);
-			assert_int_equal(hearthd_restart(&hub), 0);
+			assert_int_equal(hearthd_signal_wait(&env.hub, SIGTERM, 3000), 0);
+			assert_int_equal(hearthd_restart(&env.hub), 0);
 			client_free(c);
-			c = client_new(broker.port);
+			c = client_new(env.broker.port);
 			assert_non_null(c);
 		}
 	}
 	client_free(c);
-	assert_int_equal(hearthd_cleanup(&hub), 0);
-	broker_stop(&broker);
-	unlink(path);
-	rmdir(dir);
+	relay_stop(&env);
+}
+
+/* A newer command to the same attribute, sent before the device showed the
+ * older one: the older is not repeated (that would undo the newer); a
+ * device/set request for it is answered that it was replaced. */
+static void test_newer_command_replaces_older(void **state)
+{
+	(void)state;
+	struct relay_env env;
+	relay_start(&env);
+	struct client *c = client_new(env.broker.port);
+	assert_non_null(c);
+	client_subscribe(c, "hearth/bridge/event");
+	client_subscribe(c, "hearth/bridge/response/device/set");
+	client_subscribe(c, "t/relay/cmd");
+	/* the relay has never reported: neither value is confirmed by itself */
+	client_pump(c, 300);
+	client_clear(c);
+	client_publish(c, "hearth/bridge/request/device/set",
+		       "{\"id\":\"test/relay\",\"state\":{\"state\":\"ON\"},\"transaction\":\"older\"}",
+		       false);
+	expect_cmd(c, "ON", 3000);
+	client_publish(c, "hearth/test/relay/set", "{\"state\":\"OFF\"}", false);
+	expect_cmd(c, "OFF", 3000);
+	char *r = client_wait(c, "hearth/bridge/response/device/set", "replaced", 3000);
+	assert_non_null(r);
+	assert_non_null(strstr(r, "older"));
+	free(r);
+	/* past the timeout: only the newer one is repeated, then reported */
+	cJSON *ev = client_wait_json(c, "hearth/bridge/event", "command_failed", 6000);
+	assert_non_null(ev);
+	assert_string_equal(str(cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "data"), "unconfirmed"),
+				"state"),
+			    "OFF");
+	cJSON_Delete(ev);
+	client_pump(c, 500);
+	/* the older one was never sent again; the newer failed once */
+	assert_null(client_wait(c, "t/relay/cmd", "\"ON\"", 10));
+	assert_null(client_wait(c, "hearth/bridge/event", "command_failed", 10));
+	client_free(c);
+	relay_stop(&env);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unconfirmed_command_reported),
+		cmocka_unit_test(test_newer_command_replaces_older),
 	};
 	return cmocka_run_group_tests_name("integration: command confirmation", tests, NULL, NULL);
 }
