@@ -737,9 +737,15 @@ static void supersede(struct hearth_hub *hub, const char *device_id, uint64_t ne
 				hit = true;
 			}
 		}
-		if (hit && (!c->expect || !c->expect->child))
+		if (!hit || (c->expect && c->expect->child))
+			continue;
+		/* not a failure: a device/set request hears of it, a plain /set
+		 * and a rule's action do not */
+		if (c->answer)
 			command_end(hub, i, "a newer command to the same attributes replaced it "
 					    "before the device showed it");
+		else
+			command_forget(hub, i);
 	}
 }
 
