@@ -56,7 +56,9 @@ struct relay_env {
 	struct hearthd hub;
 };
 
-static void relay_start(struct relay_env *e)
+/* Returns a client listening to events, set answers and the relay's
+ * commands. */
+static struct client *relay_start(struct relay_env *e)
 {
 	char extra[600];
 	snprintf(e->dir, sizeof(e->dir), "/tmp/hearth-confirm-XXXXXX");
@@ -76,6 +78,12 @@ static void relay_start(struct relay_env *e)
 	assert_int_equal(hearthd_start_full(&e->hub, e->broker.port, "command_timeout_ms = 1500\n",
 					    "mqttdev", extra),
 			 0);
+	struct client *c = client_new(e->broker.port);
+	assert_non_null(c);
+	client_subscribe(c, "hearth/bridge/event");
+	client_subscribe(c, "hearth/bridge/response/device/set");
+	client_subscribe(c, "t/relay/cmd");
+	return c;
 }
 
 static void relay_stop(struct relay_env *e)
@@ -90,12 +98,7 @@ static void test_unconfirmed_command_reported(void **state)
 {
 	(void)state;
 	struct relay_env env;
-	relay_start(&env);
-	struct client *c = client_new(env.broker.port);
-	assert_non_null(c);
-	client_subscribe(c, "hearth/bridge/event");
-	client_subscribe(c, "hearth/bridge/response/device/set");
-	client_subscribe(c, "t/relay/cmd");
+	struct client *c = relay_start(&env);
 	client_publish(c, "t/relay/state", "{\"state\":\"OFF\"}", false);
 	client_pump(c, 300);
 
@@ -180,12 +183,7 @@ static void test_newer_command_replaces_older(void **state)
 {
 	(void)state;
 	struct relay_env env;
-	relay_start(&env);
-	struct client *c = client_new(env.broker.port);
-	assert_non_null(c);
-	client_subscribe(c, "hearth/bridge/event");
-	client_subscribe(c, "hearth/bridge/response/device/set");
-	client_subscribe(c, "t/relay/cmd");
+	struct client *c = relay_start(&env);
 	/* the relay has never reported: neither value is confirmed by itself */
 	client_pump(c, 300);
 	client_clear(c);
