@@ -25,7 +25,7 @@
 #define QUEUE_MAX 16	 /* requests waiting per bulb */
 #define WAITERS_MAX 8	 /* commands one coalesced request finishes */
 #define WBUF_MAX 8192
-#define QUOTA_WINDOW_MS 60000
+#define QUOTA_WINDOW_MS 60500 /* a minute, and half a second for the way to the bulb */
 #define IDLE_TIMER_MS 60000
 #define RX_BURST 8
 #define REQS_PER_SET 8
