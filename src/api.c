@@ -13,6 +13,7 @@
 #include "capability.h"
 #include "ha_discovery.h"
 #include "hub.h"
+#include "json_depth.h"
 #include "log.h"
 #include "mqtt.h"
 #include "plugin_host.h"
@@ -116,32 +117,6 @@ int api_topic_parse(const char *base, const char *topic, struct api_topic *out)
 	return rc;
 }
 
-/* Nesting depth of JSON text, counted before cJSON sees it (cJSON's own
- * limit is 1000, far above ours). Stops counting once past max. */
-static int json_depth(const char *s, size_t len, int max)
-{
-	int depth = 0, deepest = 0;
-	bool in_string = false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = false;
-			continue;
-		}
-		if (c == '"')
-			in_string = true;
-		else if (c == '{' || c == '[') {
-			if (++depth > deepest && (deepest = depth) > max)
-				return deepest;
-		} else if (c == '}' || c == ']')
-			depth--;
-	}
-	return deepest;
-}
-
 int api_json_parse(const void *payload, size_t len, cJSON **out, char *err, size_t err_len)
 {
 	if (len > HUB_PAYLOAD_MAX) {
@@ -153,7 +128,7 @@ int api_json_parse(const void *payload, size_t len, cJSON **out, char *err, size
 		set_err(err, err_len, "payload is empty; JSON expected");
 		return -EINVAL;
 	}
-	if (json_depth(payload, len, HUB_JSON_DEPTH_MAX) > HUB_JSON_DEPTH_MAX) {
+	if (!json_depth_ok(payload, len, HUB_JSON_DEPTH_MAX)) {
 		set_err(err, err_len, "JSON is nested deeper than %d levels", HUB_JSON_DEPTH_MAX);
 		return -ELOOP;
 	}

@@ -3,7 +3,7 @@
  * attributes of one message, bounded JSON parsing and topic checks.
  */
 #include "mqttdev.h"
-#include "../json_depth.h"
+#include "../../src/json_depth.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * lengths are bounded here, so the plugin above only sees sane values.
  */
 #include "zigbee.h"
-#include "../json_depth.h"
+#include "../../src/json_depth.h"
 
 #include <errno.h>
 #include <fnmatch.h>

@@ -1,10 +1,11 @@
 /*
- * json_depth: the nesting check plugins run on untrusted JSON text before
- * cJSON parses it. cJSON recurses while parsing, so a deeply nested document
- * must never reach it. Header only: each plugin is its own shared object.
+ * json_depth: the nesting check the hub and the plugins run on untrusted
+ * JSON text before cJSON parses it. cJSON recurses while parsing (its own
+ * limit is 1000 levels), so a deeply nested document must never reach it.
+ * Header only: each plugin is its own shared object.
  */
-#ifndef HEARTH_PLUGINS_JSON_DEPTH_H
-#define HEARTH_PLUGINS_JSON_DEPTH_H
+#ifndef HEARTH_JSON_DEPTH_H
+#define HEARTH_JSON_DEPTH_H
 
 #include <stdbool.h>
 #include <stddef.h>
